@@ -1,0 +1,1 @@
+"""Delivery of intake bundles to the clinic's record system."""
