@@ -1,0 +1,74 @@
+"""Clinical intake and triage plugin: the Flask application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from celery import Celery
+from flask import Flask
+from sqlalchemy.orm import Session, sessionmaker
+
+from intake.config import Settings, ensure_secret_key, load_settings
+
+
+@dataclass
+class AppState:
+    """What the views need, kept on ``app.extensions['intake']``."""
+
+    settings: Settings
+    sessions: sessionmaker[Session]
+    celery: Celery | None  # None when no broker is configured: the sweeper enqueues later
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the web app: defaults, then INTAKE_* environment, then ``config``."""
+    from intake.queue import make_celery
+    from intake.storage.db import session_factory
+
+    settings = load_settings(overrides=config)
+    configure_logging(settings.log_level)
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=ensure_secret_key(settings),
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+    )
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.extensions["intake"] = AppState(
+        settings=settings,
+        sessions=session_factory(settings.database_url),
+        celery=make_celery(settings) if settings.redis_url else None,
+    )
+
+    from intake.api import bp as api_bp
+    from intake.health import bp as health_bp
+
+    app.register_blueprint(health_bp)
+    app.register_blueprint(api_bp, url_prefix="/api")
+
+    @app.after_request
+    def _no_store(response: Any) -> Any:
+        # Patient data must not linger in shared browser or proxy caches.
+        response.headers.setdefault("Cache-Control", "no-store")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response
+
+    return app
+
+
+def state(app: Flask | None = None) -> AppState:
+    from flask import current_app
+
+    st: AppState = (app or current_app).extensions["intake"]
+    return st

@@ -1,0 +1,181 @@
+"""Views of the JSON API. Errors are JSON with the problem per field."""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from typing import Any
+
+from flask import Response, jsonify, request, url_for
+from marshmallow import ValidationError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from werkzeug.exceptions import HTTPException
+
+from intake import audit, pipeline, state
+from intake.api import bp
+from intake.api.schemas import IdempotencyKeySchema, SubmitIntakeSchema
+from intake.clinical import AnswerError, parse_simple_answers
+from intake.queue import TASK_TRIAGE, send
+from intake.storage.models import DeliveryAttempt, Intake, Job, JobKind, JobState
+
+_submit_schema = SubmitIntakeSchema()
+_key_schema = IdempotencyKeySchema()
+
+
+def _error(status: int, errors: Any, message: str) -> tuple[Response, int]:
+    return jsonify({"error": message, "errors": errors}), status
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(exc: HTTPException) -> tuple[Response, int]:
+    status = exc.code or 500
+    messages = {413: "request body too large", 404: "not found",
+                405: "method not allowed", 415: "send application/json"}
+    return _error(status, {}, messages.get(status, exc.name))
+
+
+@bp.before_request
+def _authenticate() -> tuple[Response, int] | None:
+    token = state().settings.api_token
+    if token is None:
+        return None
+    given = request.headers.get("Authorization", "")
+    if not (given.startswith("Bearer ")
+            and hmac.compare_digest(given.removeprefix("Bearer ").encode(), token.encode())):
+        return _error(401, {}, "a valid bearer token is required")
+    return None
+
+
+@bp.post("/intakes")
+def submit_intake() -> tuple[Response, int] | Response:
+    """Accept an intake: stored with its pending triage job in one transaction, then
+    enqueued; 202 with its id and status URL. The broker being down does not fail it."""
+    st = state()
+    if not request.is_json:
+        return _error(415, {"_body": ["Content-Type must be application/json"]},
+                      "send application/json")
+    payload = request.get_json(silent=True)
+    if payload is None:
+        return _error(400, {"_body": ["the body is not valid JSON"]}, "invalid JSON")
+    if not isinstance(payload, dict):
+        return _error(400, {"_body": ["the body must be a JSON object"]}, "invalid body")
+    try:
+        data = _submit_schema.load(payload)
+    except ValidationError as exc:
+        return _error(400, exc.messages, "invalid intake")
+    try:
+        answers = parse_simple_answers(data["answers"])
+    except AnswerError as exc:
+        field = exc.link_id or "_answers"
+        return _error(400, {"answers": {field: [str(exc)]}}, "invalid answers")
+
+    key = request.headers.get("Idempotency-Key")
+    if key is not None:
+        try:
+            _key_schema.load({"key": key})
+        except ValidationError as exc:
+            return _error(400, {"Idempotency-Key": exc.messages["key"]},
+                          "invalid Idempotency-Key header")
+
+    walk_in = data.get("walk_in")
+    demographics = None
+    if walk_in is not None:
+        demographics = dict(walk_in)
+        demographics["birth_date"] = walk_in["birth_date"].isoformat()
+    fingerprint = pipeline.request_fingerprint(payload)
+    try:
+        with st.sessions.begin() as session:
+            submitted = pipeline.submit_intake(
+                session, answers=answers, source="api",
+                record_number=data.get("record_number"), demographics=demographics,
+                idempotency_key=key, fingerprint=fingerprint,
+            )
+            intake_id = submitted.intake.id
+            business_id = submitted.intake.business_id
+            status = submitted.intake.status
+    except pipeline.IdempotencyConflict:
+        return _error(422, {"Idempotency-Key": ["already used with a different body"]},
+                      "Idempotency-Key reused")
+    except IntegrityError:
+        # Two requests with one new key raced; the other one stored it.
+        if key is None:
+            raise
+        with st.sessions() as session:
+            existing = session.execute(
+                select(Intake).where(Intake.idempotency_key == key)).scalar_one()
+            if existing.request_fingerprint != fingerprint:
+                return _error(422, {"Idempotency-Key": ["already used with a different body"]},
+                              "Idempotency-Key reused")
+            intake_id, business_id, status = existing.id, existing.business_id, existing.status
+        submitted = None
+
+    if submitted is not None and submitted.created and st.celery is not None:
+        if send(st.celery, TASK_TRIAGE, intake_id):
+            with st.sessions.begin() as session:
+                pipeline.mark_enqueued(session, intake_id, JobKind.TRIAGE, 1)
+
+    status_url = url_for("api.get_intake", intake_id=intake_id)
+    body = jsonify({"id": intake_id, "business_id": business_id, "status": status,
+                    "status_url": status_url})
+    body.headers["Location"] = status_url
+    if submitted is None or not submitted.created:
+        body.headers["Idempotent-Replayed"] = "true"
+    return body, 202
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+@bp.get("/intakes/<intake_id>")
+def get_intake(intake_id: str) -> tuple[Response, int] | Response:
+    """The intake's state with the time of each state, its triage result and delivery."""
+    try:
+        uuid.UUID(intake_id)
+    except ValueError:
+        return _error(404, {}, "not found")
+    st = state()
+    with st.sessions.begin() as session:
+        intake = session.get(Intake, intake_id)
+        if intake is None:
+            return _error(404, {}, "not found")
+        result = intake.triage_results[-1] if intake.triage_results else None
+        attempts = intake.delivery_attempts
+        deliver_job = session.execute(
+            select(Job).where(Job.intake_id == intake_id, Job.kind == JobKind.DELIVER)
+            .order_by(Job.revision.desc()).limit(1)).scalar_one_or_none()
+        delivery_state = "not_started"
+        if deliver_job is not None:
+            delivery_state = {JobState.PENDING: "pending", JobState.DONE: "delivered",
+                              JobState.FAILED: "failed"}[JobState(deliver_job.state)]
+        last: DeliveryAttempt | None = attempts[-1] if attempts else None
+        body = {
+            "id": intake.id,
+            "business_id": intake.business_id,
+            "status": intake.status,
+            "status_reason": intake.status_reason,
+            "revision": intake.revision,
+            "times": {
+                "received": _iso(intake.received_at),
+                "triaged": _iso(intake.triaged_at),
+                "triage_failed": _iso(intake.triage_failed_at),
+                "delivered": _iso(intake.delivered_at),
+                "delivery_failed": _iso(intake.delivery_failed_at),
+                "acknowledged": _iso(intake.acknowledged_at),
+            },
+            "triage": None if result is None else {**result.result,
+                                                   "revision": result.revision},
+            "delivery": {
+                "state": delivery_state,
+                "attempts": len(attempts),
+                "last_attempt": None if last is None else {
+                    "outcome": last.outcome, "http_status": last.http_status,
+                    "reason": last.reason, "at": _iso(last.finished_at),
+                    "adapter": last.adapter,
+                },
+            },
+        }
+        audit.record(session, actor="api", action="intake.read", entity_type="intake",
+                     entity_id=intake_id)
+    return jsonify(body)

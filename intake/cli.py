@@ -1,0 +1,114 @@
+"""The `intake` command."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from intake.config import SETTINGS, ConfigError, Settings, load_settings
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return load_settings(overrides={k: v for k, v in overrides.items() if v is not None})
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration error: {exc}") from None
+
+
+@click.group()
+@click.version_option(package_name="knee-intake")
+def main() -> None:
+    """Clinical intake and triage plugin (posterior knee pain)."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Overrides INTAKE_DATA_DIR.")
+def serve(host: str, port: int, data_dir: Path | None) -> None:
+    """Run the web app, a worker and the sweeper on this machine."""
+    from intake import configure_logging
+    from intake.serve import run
+
+    settings = _settings(data_dir=data_dir)
+    configure_logging(settings.log_level)
+    sys.exit(run(settings, host, port))
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True)
+def triage(paths: tuple[str, ...]) -> None:
+    """Triage answer files (FHIR QuestionnaireResponse or {"answers": ...}); '-' reads
+    JSON Lines from standard input. One JSON line per input."""
+    from intake.clinical.cli import run_triage_cli
+
+    sys.exit(run_triage_cli(list(paths), sys.stdin, sys.stdout))
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the database to the newest schema."""
+    from intake.storage.migrate import current_revision, upgrade
+
+    settings = _settings()
+    upgrade(settings.database_url)
+    click.echo(f"database at revision {current_revision(settings.database_url)}")
+
+
+@main.group()
+def audit() -> None:
+    """The audit trail."""
+
+
+@audit.command("verify")
+def audit_verify() -> None:
+    """Check the hash chain of the audit trail; exit 1 if it was tampered with."""
+    from intake.audit import verify
+    from intake.storage.db import session_factory
+
+    settings = _settings()
+    with session_factory(settings.database_url)() as session:
+        count, problems = verify(session)
+    for p in problems:
+        click.echo(p)
+    click.echo(f"{count} events checked, {len(problems)} problems")
+    sys.exit(1 if problems else 0)
+
+
+@main.command()
+@click.option("--reference", is_flag=True, help="Print the configuration reference (Markdown).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def doctor(reference: bool, as_json: bool) -> None:
+    """Show the configuration (secrets masked) and check every component."""
+    if reference:
+        click.echo("| variable | default | meaning |\n|---|---|---|")
+        for s in SETTINGS:
+            default = f"`{s.default}`" if s.default is not None else "unset"
+            click.echo(f"| `{s.env}` | {default} | {s.help} |")
+        return
+    from intake.doctor import run_checks
+
+    settings = _settings()
+    report = run_checks(settings)
+    if as_json:
+        click.echo(json.dumps(report, indent=1, ensure_ascii=False))
+    else:
+        click.echo("Configuration:")
+        for k, v in report["configuration"].items():
+            click.echo(f"  {k} = {v}")
+        click.echo("Checks:")
+        for name, res in report["checks"].items():
+            mark = "ok  " if res["ok"] else "FAIL"
+            detail = ", ".join(f"{k}={v}" for k, v in res.items() if k != "ok")
+            click.echo(f"  [{mark}] {name}: {detail}")
+    sys.exit(0 if all(c["ok"] for c in report["checks"].values()) else 1)

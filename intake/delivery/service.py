@@ -1,0 +1,56 @@
+"""Choosing the delivery adapter and building what it sends, from the settings."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from intake.config import Settings
+from intake.delivery.base import DeliveryAdapter
+from intake.delivery.folder import FolderAdapter
+from intake.storage.models import Intake, TriageResult
+
+
+def plugin_version() -> str:
+    try:
+        return version("knee-intake")
+    except PackageNotFoundError:  # running from a source tree
+        return "0+source"
+
+
+def make_adapter(settings: Settings) -> DeliveryAdapter:
+    """The folder outbox when no record system is configured, else FHIR REST."""
+    if not settings.fhir_base_url:
+        return FolderAdapter(settings.outbox_dir)
+    import requests
+
+    from intake.delivery.auth import make_auth
+    from intake.delivery.fhir_rest import FhirRestAdapter
+
+    session = requests.Session()
+    return FhirRestAdapter(
+        base_url=settings.fhir_base_url,
+        auth=make_auth(settings, session),
+        session=session,
+        timeout=settings.fhir_timeout,
+    )
+
+
+def build_bundle(intake: Intake, result: TriageResult, settings: Settings) -> dict[str, Any]:
+    """The transaction Bundle for one intake revision (deterministic: a re-send is
+    byte-identical, so conditional creates make it a no-op)."""
+    from intake.fhir.bundle import BundleInput, build_transaction_bundle
+
+    assert intake.triaged_at is not None
+    return build_transaction_bundle(BundleInput(
+        intake_id=intake.id,
+        business_id=intake.business_id,
+        questionnaire_response=intake.questionnaire_response,
+        triage=result.result,
+        patient_record_number=intake.patient_record_number,
+        record_number_system=settings.record_number_system,
+        patient_demographics=intake.patient_demographics,
+        received_at=intake.received_at,
+        triaged_at=result.created_at,
+        plugin_version=plugin_version(),
+    ))

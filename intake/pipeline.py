@@ -1,0 +1,454 @@
+"""The life of an intake, one function per step, shared by the web app and the workers.
+
+Every step is safe to run twice: triage writes on the natural key
+(intake, revision) and refuses a second result; delivery claims a lease on its
+job row and checks the job's state before sending; the sweeper claims each
+re-enqueue with a compare-and-set on the job row. That is what makes
+``acks_late`` and the sweeper's re-enqueues harmless.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from intake import audit
+from intake.clinical import (
+    Answers,
+    build_questionnaire_response,
+    evaluate,
+    load_ruleset,
+    parse_questionnaire_response,
+)
+from intake.config import Settings
+from intake.constants import QUESTIONNAIRE_URL, QUESTIONNAIRE_VERSION
+from intake.delivery.base import AttemptResult, DeliveryAdapter, Outcome
+from intake.storage.models import (
+    DeliveryAttempt,
+    Intake,
+    IntakeStatus,
+    Job,
+    JobKind,
+    JobState,
+    TriageResult,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+SYSTEM = "system"
+
+
+class IdempotencyConflict(Exception):
+    """An Idempotency-Key was reused with a different request body."""
+
+
+@dataclass(frozen=True)
+class Submitted:
+    intake: Intake
+    created: bool  # False when an earlier submission with the same key was found
+    job_revision: int
+
+
+def request_fingerprint(payload: Mapping[str, Any]) -> str:
+    return hashlib.sha256(
+        json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    ).hexdigest()
+
+
+def new_business_id(intake_id: str, received_at: datetime) -> str:
+    """Readable and derived from the intake: date of receipt and 10 hex digits of its id."""
+    return f"{received_at:%Y%m%d}-{uuid.UUID(intake_id).hex[:10].upper()}"
+
+
+def submit_intake(
+    session: Session,
+    *,
+    answers: Answers,
+    source: str,
+    record_number: str | None = None,
+    demographics: Mapping[str, Any] | None = None,
+    idempotency_key: str | None = None,
+    fingerprint: str | None = None,
+    actor: str = "api",
+    clock: Clock = utcnow,
+) -> Submitted:
+    """Store a new intake and its pending triage job in the caller's transaction.
+
+    The caller commits, then enqueues the triage task (see :func:`after_commit_enqueue`).
+    With an ``idempotency_key`` already used, the earlier intake is returned
+    (or :class:`IdempotencyConflict` when the body differs).
+    """
+    if idempotency_key is not None:
+        existing = session.execute(
+            select(Intake).where(Intake.idempotency_key == idempotency_key)
+        ).scalar_one_or_none()
+        if existing is not None:
+            if fingerprint is not None and existing.request_fingerprint != fingerprint:
+                raise IdempotencyConflict()
+            return Submitted(existing, False, existing.revision)
+
+    now = clock()
+    intake_id = str(uuid.uuid4())
+    business_id = new_business_id(intake_id, now)
+    qr = build_questionnaire_response(
+        answers,
+        identifier=business_id,
+        subject_reference=None,
+        authored=now.isoformat(timespec="seconds"),
+    )
+    intake = Intake(
+        id=intake_id,
+        business_id=business_id,
+        idempotency_key=idempotency_key,
+        request_fingerprint=fingerprint,
+        source=source,
+        questionnaire_url=QUESTIONNAIRE_URL,
+        questionnaire_version=QUESTIONNAIRE_VERSION,
+        questionnaire_response=qr,
+        patient_record_number=record_number,
+        patient_demographics=dict(demographics) if demographics else None,
+        revision=1,
+        status=IntakeStatus.RECEIVED,
+        received_at=now,
+    )
+    session.add(intake)
+    session.add(Job(intake_id=intake_id, kind=JobKind.TRIAGE, revision=1,
+                    state=JobState.PENDING, created_at=now))
+    session.flush()
+    audit.record(session, actor=actor, action="intake.received", entity_type="intake",
+                 entity_id=intake_id, detail={"source": source})
+    return Submitted(intake, True, 1)
+
+
+def mark_enqueued(session: Session, intake_id: str, kind: JobKind, revision: int,
+                  clock: Clock = utcnow) -> None:
+    session.execute(
+        update(Job)
+        .where(Job.intake_id == intake_id, Job.kind == kind, Job.revision == revision,
+               Job.state == JobState.PENDING)
+        .values(enqueued_at=clock())
+    )
+
+
+# --- triage -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TriageOutcome:
+    """What the triage step did; ``deliver_revision`` is set when a delivery is owed."""
+
+    status: str  # "triaged", "already", "failed", "missing"
+    deliver_revision: int | None = None
+    urgency: str | None = None
+
+
+def run_triage(session: Session, intake_id: str, *, clock: Clock = utcnow,
+               delay: float = 0.0) -> TriageOutcome:
+    """Triage the intake's current revision once; a second run changes nothing."""
+    intake = session.get(Intake, intake_id)
+    if intake is None:
+        return TriageOutcome("missing")
+    revision = intake.revision
+    existing = session.execute(
+        select(TriageResult).where(TriageResult.intake_id == intake_id,
+                                   TriageResult.revision == revision)
+    ).scalar_one_or_none()
+    if existing is not None:
+        _finish_job(session, intake_id, JobKind.TRIAGE, revision, clock())
+        _ensure_job(session, intake_id, JobKind.DELIVER, revision, clock())
+        return TriageOutcome("already", revision, existing.urgency)
+
+    if delay:
+        time.sleep(delay)  # fault-injection window for tests (INTAKE_FAULT_TRIAGE_DELAY)
+
+    try:
+        answers = parse_questionnaire_response(intake.questionnaire_response)
+        result = evaluate(answers, load_ruleset())
+    except ValueError as exc:
+        # Answers were validated at submission, so this is a defect: keep it
+        # visible on the worklist instead of dropping the intake.
+        now = clock()
+        intake.status = IntakeStatus.TRIAGE_FAILED
+        intake.triage_failed_at = now
+        intake.status_reason = f"triage failed: {type(exc).__name__}"
+        _finish_job(session, intake_id, JobKind.TRIAGE, revision, now, JobState.FAILED)
+        audit.record(session, actor=SYSTEM, action="intake.triage_failed",
+                     entity_type="intake", entity_id=intake_id,
+                     detail={"revision": revision, "error": type(exc).__name__})
+        log.error("triage failed for intake %s (%s)", intake_id, type(exc).__name__)
+        return TriageOutcome("failed")
+
+    data = result.to_dict()
+    now = clock()
+    try:
+        with session.begin_nested():
+            session.add(TriageResult(
+                intake_id=intake_id, revision=revision, ruleset=data["ruleset"],
+                urgency=data["urgency"], department=data["department"],
+                red_flag=bool(data["red_flag"]), result=data, created_at=now,
+            ))
+    except IntegrityError:
+        # A concurrent run stored this revision first; its result stands.
+        return TriageOutcome("already", revision, data["urgency"])
+    if intake.status in (IntakeStatus.RECEIVED, IntakeStatus.TRIAGE_FAILED):
+        intake.status = IntakeStatus.TRIAGED
+        intake.status_reason = None
+    intake.triaged_at = now
+    _finish_job(session, intake_id, JobKind.TRIAGE, revision, now)
+    _ensure_job(session, intake_id, JobKind.DELIVER, revision, now)
+    audit.record(session, actor=SYSTEM, action="intake.triaged", entity_type="intake",
+                 entity_id=intake_id,
+                 detail={"revision": revision, "ruleset": data["ruleset"],
+                         "urgency": data["urgency"], "red_flag": bool(data["red_flag"])})
+    return TriageOutcome("triaged", revision, data["urgency"])
+
+
+def _finish_job(session: Session, intake_id: str, kind: JobKind, revision: int,
+                now: datetime, state: JobState = JobState.DONE) -> None:
+    session.execute(
+        update(Job)
+        .where(Job.intake_id == intake_id, Job.kind == kind, Job.revision == revision,
+               Job.state == JobState.PENDING)
+        .values(state=state, finished_at=now, lease_until=None)
+    )
+
+
+def _ensure_job(session: Session, intake_id: str, kind: JobKind, revision: int,
+                now: datetime) -> None:
+    found = session.execute(
+        select(Job.id).where(Job.intake_id == intake_id, Job.kind == kind,
+                             Job.revision == revision)
+    ).scalar_one_or_none()
+    if found is None:
+        session.add(Job(intake_id=intake_id, kind=kind, revision=revision,
+                        state=JobState.PENDING, created_at=now))
+        session.flush()
+
+
+# --- delivery ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeliveryStep:
+    """What the delivery step did; ``retry_in`` is set when another attempt is owed."""
+
+    status: str  # "delivered", "retry", "failed", "already", "busy", "missing", "not_ready"
+    retry_in: float | None = None
+
+
+BundleBuilder = Callable[[Intake, TriageResult, Settings], dict[str, Any]]
+Backoff = Callable[[int, float | None], float]
+
+
+def default_backoff(cap: float) -> Backoff:
+    """Exponential backoff with full jitter that never undercuts Retry-After."""
+    rng = random.SystemRandom()
+
+    def delay(attempt: int, retry_after: float | None) -> float:
+        ceiling = min(cap, 2.0 * (2 ** max(attempt - 1, 0)))
+        value = rng.uniform(0.5, 1.0) * ceiling
+        if retry_after is not None:
+            value = max(value, min(retry_after, cap))
+        return value
+
+    return delay
+
+
+def claim_delivery(session: Session, intake_id: str, revision: int, lease: float,
+                   clock: Clock = utcnow) -> Job | None:
+    """Take the delivery lease on this intake revision, or None if another holds it
+    or nothing is owed. One delivery per intake runs at a time."""
+    now = clock()
+    claimed = session.execute(
+        update(Job)
+        .where(Job.intake_id == intake_id, Job.kind == JobKind.DELIVER,
+               Job.revision == revision, Job.state == JobState.PENDING,
+               or_(Job.lease_until.is_(None), Job.lease_until < now))
+        .values(lease_until=now + timedelta(seconds=lease), attempts=Job.attempts + 1)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if claimed != 1:
+        return None
+    return session.execute(
+        select(Job).where(Job.intake_id == intake_id, Job.kind == JobKind.DELIVER,
+                          Job.revision == revision)
+    ).scalar_one()
+
+
+def run_delivery(
+    sessions: sessionmaker[Session],
+    intake_id: str,
+    *,
+    settings: Settings,
+    adapter: DeliveryAdapter,
+    build_bundle: BundleBuilder,
+    backoff: Backoff,
+    clock: Clock = utcnow,
+) -> DeliveryStep:
+    """One delivery attempt for the intake's newest triaged revision.
+
+    Three short transactions: claim the lease; make the attempt (no
+    transaction open while the record system is slow); record the attempt and
+    the new state together.
+    """
+    with sessions.begin() as session:
+        intake = session.get(Intake, intake_id)
+        if intake is None:
+            return DeliveryStep("missing")
+        result = session.execute(
+            select(TriageResult).where(TriageResult.intake_id == intake_id)
+            .order_by(TriageResult.revision.desc()).limit(1)
+        ).scalar_one_or_none()
+        if result is None:
+            return DeliveryStep("not_ready")
+        revision = result.revision
+        job = session.execute(
+            select(Job).where(Job.intake_id == intake_id, Job.kind == JobKind.DELIVER,
+                              Job.revision == revision)
+        ).scalar_one_or_none()
+        if job is None or job.state != JobState.PENDING:
+            return DeliveryStep("already")
+        job = claim_delivery(session, intake_id, revision, settings.delivery_lease, clock)
+        if job is None:
+            return DeliveryStep("busy")
+        attempt_no = job.attempts
+        after_ambiguous = job.ambiguous
+        bundle = build_bundle(intake, result, settings)
+        business_id = intake.business_id
+
+    try:
+        attempt = adapter.deliver(bundle, business_id=business_id,
+                                  after_ambiguous=after_ambiguous)
+    except Exception as exc:  # an adapter defect must not strand the lease
+        now = clock()
+        attempt = AttemptResult(outcome=Outcome.TRANSIENT, started_at=now, finished_at=now,
+                                target=adapter.name, reason=f"adapter error: {type(exc).__name__}")
+        log.exception("delivery adapter raised for intake %s", intake_id)
+
+    with sessions.begin() as session:
+        return _record_attempt(session, intake_id, revision, attempt_no, attempt, adapter,
+                               settings, backoff, clock)
+
+
+def _record_attempt(session: Session, intake_id: str, revision: int, attempt_no: int,
+                    attempt: AttemptResult, adapter: DeliveryAdapter, settings: Settings,
+                    backoff: Backoff, clock: Clock) -> DeliveryStep:
+    now = clock()
+    session.add(DeliveryAttempt(
+        intake_id=intake_id, revision=revision, attempt_no=attempt_no, adapter=adapter.name,
+        target=attempt.target[:300], outcome=attempt.outcome, http_status=attempt.http_status,
+        response=attempt.response, reason=attempt.reason, started_at=attempt.started_at,
+        finished_at=attempt.finished_at,
+    ))
+    intake = session.get(Intake, intake_id)
+    job = session.execute(
+        select(Job).where(Job.intake_id == intake_id, Job.kind == JobKind.DELIVER,
+                          Job.revision == revision)
+    ).scalar_one()
+    assert intake is not None
+    if attempt.outcome == Outcome.DELIVERED:
+        job.state, job.finished_at, job.lease_until = JobState.DONE, now, None
+        if intake.status != IntakeStatus.ACKNOWLEDGED:
+            intake.status = IntakeStatus.DELIVERED
+        intake.delivered_at, intake.status_reason = now, None
+        audit.record(session, actor=SYSTEM, action="intake.delivered", entity_type="intake",
+                     entity_id=intake_id,
+                     detail={"revision": revision, "adapter": adapter.name,
+                             "attempt": attempt_no})
+        return DeliveryStep("delivered")
+
+    give_up = (attempt.outcome == Outcome.REJECTED
+               or job.attempts >= settings.delivery_max_attempts)
+    if give_up:
+        reason = attempt.reason or attempt.outcome.value
+        if attempt.outcome != Outcome.REJECTED:
+            reason = f"gave up after {job.attempts} attempts: {reason}"
+        job.state, job.finished_at, job.lease_until = JobState.FAILED, now, None
+        if intake.status != IntakeStatus.ACKNOWLEDGED:
+            intake.status = IntakeStatus.DELIVERY_FAILED
+        intake.delivery_failed_at, intake.status_reason = now, reason[:2000]
+        audit.record(session, actor=SYSTEM, action="intake.delivery_failed",
+                     entity_type="intake", entity_id=intake_id,
+                     detail={"revision": revision, "adapter": adapter.name,
+                             "attempt": attempt_no, "http_status": attempt.http_status})
+        log.warning("delivery of intake %s failed for good (%s)", intake_id,
+                    attempt.http_status or attempt.outcome.value)
+        return DeliveryStep("failed")
+
+    delay = backoff(job.attempts, attempt.retry_after)
+    job.lease_until = None
+    job.ambiguous = job.ambiguous or attempt.ambiguous
+    job.not_before = now + timedelta(seconds=delay)
+    job.enqueued_at = now
+    return DeliveryStep("retry", delay)
+
+
+# --- sweeper ----------------------------------------------------------------
+
+
+def stuck_jobs(session: Session, *, stuck_after: float, clock: Clock = utcnow,
+               limit: int = 500) -> list[tuple[int, str, str]]:
+    """Pending jobs nobody has handed to the broker for ``stuck_after`` seconds:
+    (job id, intake id, kind)."""
+    now = clock()
+    cutoff = now - timedelta(seconds=stuck_after)
+    rows = session.execute(
+        select(Job.id, Job.intake_id, Job.kind)
+        .where(
+            Job.state == JobState.PENDING,
+            func.coalesce(Job.enqueued_at, Job.created_at) < cutoff,
+            or_(Job.not_before.is_(None), Job.not_before < cutoff),
+            or_(Job.lease_until.is_(None), Job.lease_until < now),
+        )
+        .order_by(Job.id)
+        .limit(limit)
+    ).all()
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+def claim_reenqueue(session: Session, job_id: int, *, stuck_after: float,
+                    clock: Clock = utcnow) -> bool:
+    """Compare-and-set: only one sweeper may re-enqueue a job per stuck window."""
+    now = clock()
+    cutoff = now - timedelta(seconds=stuck_after)
+    changed = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state == JobState.PENDING,
+               func.coalesce(Job.enqueued_at, Job.created_at) < cutoff,
+               or_(Job.not_before.is_(None), Job.not_before < cutoff),
+               or_(Job.lease_until.is_(None), Job.lease_until < now))
+        .values(enqueued_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return changed == 1
+
+
+def sweep(sessions: sessionmaker[Session], send: Callable[[str, str], bool], *,
+          stuck_after: float, clock: Clock = utcnow) -> dict[str, int]:
+    """Re-enqueue every stuck job once; returns counts for the log and tests."""
+    counts = {"found": 0, "claimed": 0, "sent": 0}
+    with sessions() as session:
+        candidates = stuck_jobs(session, stuck_after=stuck_after, clock=clock)
+    counts["found"] = len(candidates)
+    for job_id, intake_id, kind in candidates:
+        with sessions.begin() as session:
+            if not claim_reenqueue(session, job_id, stuck_after=stuck_after, clock=clock):
+                continue
+        counts["claimed"] += 1
+        if send(kind, intake_id):
+            counts["sent"] += 1
+    return counts

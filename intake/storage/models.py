@@ -1,0 +1,207 @@
+"""The database schema: intakes, their pending jobs, triage results, delivery
+attempts and the audit trail.
+
+The database is the system of record; Redis only carries ids. A job row is the
+durable promise that work is still owed on an intake, so the sweeper can find
+anything the broker lost.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class IntakeStatus(enum.StrEnum):
+    RECEIVED = "received"
+    TRIAGED = "triaged"
+    TRIAGE_FAILED = "triage_failed"
+    DELIVERED = "delivered"
+    DELIVERY_FAILED = "delivery_failed"
+    ACKNOWLEDGED = "acknowledged"
+
+
+class JobKind(enum.StrEnum):
+    TRIAGE = "triage"
+    DELIVER = "deliver"
+
+
+class JobState(enum.StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class Intake(Base):
+    __tablename__ = "intakes"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    # Business identifier: printed on the desk screen and used as the FHIR
+    # identifier value of every resource sent for this intake.
+    business_id: Mapped[str] = mapped_column(String(40), unique=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    # SHA-256 of the submitted body, so a reused key with another body is refused.
+    request_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(20))
+    questionnaire_url: Mapped[str] = mapped_column(String(200))
+    questionnaire_version: Mapped[str] = mapped_column(String(20))
+    questionnaire_response: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    patient_record_number: Mapped[str | None] = mapped_column(String(64))
+    patient_demographics: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # Increases when staff add examination findings; each revision is triaged
+    # and delivered once.
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    triaged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    triage_failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    delivery_failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    triage_results: Mapped[list[TriageResult]] = relationship(
+        back_populates="intake", order_by="TriageResult.revision"
+    )
+    jobs: Mapped[list[Job]] = relationship(back_populates="intake", order_by="Job.id")
+    delivery_attempts: Mapped[list[DeliveryAttempt]] = relationship(
+        back_populates="intake", order_by="DeliveryAttempt.id"
+    )
+
+
+class Job(Base):
+    """Work still owed on an intake: one row per (intake, kind, revision)."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        UniqueConstraint("intake_id", "kind", "revision", name="uq_jobs_intake_kind_revision"),
+        Index("ix_jobs_state_kind", "state", "kind"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    intake_id: Mapped[str] = mapped_column(ForeignKey("intakes.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(10))
+    revision: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(10), default=JobState.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Last time a message for this job was handed to the broker (None: never).
+    enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A scheduled retry is not stuck before this time.
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Held by one running delivery; another may take over after it passes.
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # True after a timeout or dropped connection: the next attempt searches first.
+    ambiguous: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    intake: Mapped[Intake] = relationship(back_populates="jobs")
+
+
+class TriageResult(Base):
+    __tablename__ = "triage_results"
+    __table_args__ = (
+        UniqueConstraint("intake_id", "revision", name="uq_triage_results_intake_revision"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    intake_id: Mapped[str] = mapped_column(ForeignKey("intakes.id", ondelete="CASCADE"))
+    revision: Mapped[int] = mapped_column(Integer)
+    ruleset: Mapped[str] = mapped_column(String(60))
+    urgency: Mapped[str] = mapped_column(String(20), index=True)
+    department: Mapped[str] = mapped_column(String(40))
+    red_flag: Mapped[bool] = mapped_column(Boolean)
+    result: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    intake: Mapped[Intake] = relationship(back_populates="triage_results")
+
+
+class DeliveryAttempt(Base):
+    __tablename__ = "delivery_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    intake_id: Mapped[str] = mapped_column(
+        ForeignKey("intakes.id", ondelete="CASCADE"), index=True
+    )
+    revision: Mapped[int] = mapped_column(Integer)
+    attempt_no: Mapped[int] = mapped_column(Integer)
+    adapter: Mapped[str] = mapped_column(String(20))
+    target: Mapped[str] = mapped_column(String(300))
+    outcome: Mapped[str] = mapped_column(String(20))
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    # What the record system answered (transaction-response or OperationOutcome).
+    response: Mapped[Any] = mapped_column(JSONType, nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    intake: Mapped[Intake] = relationship(back_populates="delivery_attempts")
+
+
+class AuditEvent(Base):
+    """Who did what to which record, chained by hash so tampering is detectable.
+
+    ``detail`` never holds answers or demographics: only ids, states and codes.
+    """
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(50))
+    entity_type: Mapped[str] = mapped_column(String(30))
+    entity_id: Mapped[str] = mapped_column(String(64), index=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,105 @@
+"""The tasks. Each is thin: load by id, call a service in ``intake``, record state.
+
+Every task takes the intake id only, is named explicitly, and is safe to run
+twice (see ``intake.pipeline``), which is what allows ``acks_late`` and
+``reject_on_worker_lost``: a killed worker's message is delivered again and the
+repeat changes nothing that the first run finished.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import redis
+from celery.signals import worker_process_init
+from sqlalchemy.exc import OperationalError
+
+from intake import alerts, pipeline
+from intake.delivery.service import build_bundle, make_adapter
+from intake.queue import TASK_DELIVER, TASK_SWEEP, TASK_TRIAGE, send
+from intake.storage.db import dispose_engines, session_factory
+from intake.storage.models import JobKind
+from workers import app, settings
+
+log = logging.getLogger(__name__)
+
+_TASK_FOR_KIND = {JobKind.TRIAGE.value: TASK_TRIAGE, JobKind.DELIVER.value: TASK_DELIVER}
+_adapter: Any = None
+
+
+@worker_process_init.connect
+def _after_fork(**_: Any) -> None:
+    # Connections and HTTP sessions must not be shared across a fork.
+    global _adapter
+    dispose_engines()
+    _adapter = None
+
+
+def _sessions() -> Any:
+    return session_factory(settings.database_url)
+
+
+def _get_adapter() -> Any:
+    global _adapter
+    if _adapter is None:
+        _adapter = make_adapter(settings)
+    return _adapter
+
+
+def _send_and_mark(kind: JobKind, intake_id: str, revision: int) -> None:
+    if send(app, _TASK_FOR_KIND[kind], intake_id):
+        with _sessions().begin() as session:
+            pipeline.mark_enqueued(session, intake_id, kind, revision)
+
+
+@app.task(name=TASK_TRIAGE, acks_late=True, reject_on_worker_lost=True,
+          autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+def triage(intake_id: str) -> str:
+    """Run the rules on the intake and store the result, then ask for delivery."""
+    with _sessions().begin() as session:
+        outcome = pipeline.run_triage(session, intake_id, delay=settings.fault_triage_delay)
+    if outcome.status == "triaged" and outcome.urgency == "emergency":
+        alerts.publish_emergency(settings, intake_id)
+    if outcome.deliver_revision is not None:
+        _send_and_mark(JobKind.DELIVER, intake_id, outcome.deliver_revision)
+    return outcome.status
+
+
+@app.task(name=TASK_DELIVER, acks_late=True, reject_on_worker_lost=True,
+          autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+def deliver(intake_id: str) -> str:
+    """One delivery attempt; a transient failure schedules the next one."""
+    step = pipeline.run_delivery(
+        _sessions(), intake_id, settings=settings, adapter=_get_adapter(),
+        build_bundle=build_bundle,
+        backoff=pipeline.default_backoff(settings.retry_backoff_cap),
+    )
+    if step.status == "retry" and step.retry_in is not None:
+        # If this hand-over fails the sweeper finds the job after not_before.
+        send(app, TASK_DELIVER, intake_id, countdown=step.retry_in)
+    return step.status
+
+
+@app.task(name=TASK_SWEEP, acks_late=True, reject_on_worker_lost=True)
+def sweep() -> dict[str, int]:
+    """Re-enqueue stuck jobs, holding a lock so two schedulers never overlap."""
+    client = redis.Redis.from_url(settings.redis_url or "", socket_timeout=5)
+    lock = client.lock("intake:sweep", timeout=max(60.0, 4 * settings.sweep_interval),
+                       blocking=False)
+    if not lock.acquire(blocking=False):
+        return {"skipped": 1}
+    try:
+        counts = pipeline.sweep(
+            _sessions(),
+            lambda kind, intake_id: send(app, _TASK_FOR_KIND[kind], intake_id),
+            stuck_after=settings.stuck_after,
+        )
+    finally:
+        try:
+            lock.release()
+        except redis.exceptions.LockError:
+            pass  # expired meanwhile; the compare-and-set per job still holds
+    if counts["claimed"]:
+        log.info("sweeper re-enqueued %d of %d stuck jobs", counts["sent"], counts["found"])
+    return counts
