@@ -57,6 +57,21 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(health_bp)
     app.register_blueprint(api_bp, url_prefix="/api")
 
+    from werkzeug.exceptions import HTTPException
+
+    from intake.api.views import http_error, internal_error
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Any:
+        from flask import request
+
+        return http_error(exc) if request.path.startswith("/api/") else exc
+
+    @app.errorhandler(Exception)
+    def _internal_error(exc: Exception) -> Any:
+        app.logger.error("unhandled %s on %s", type(exc).__name__, request_path())
+        return internal_error(exc)
+
     @app.after_request
     def _no_store(response: Any) -> Any:
         # Patient data must not linger in shared browser or proxy caches.
@@ -65,6 +80,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         return response
 
     return app
+
+
+def request_path() -> str:
+    """The URL rule, not the URL: ids in paths are not logged."""
+    from flask import request
+
+    return str(request.url_rule) if request.url_rule is not None else "(no route)"
 
 
 def state(app: Flask | None = None) -> AppState:

@@ -112,3 +112,7 @@ def doctor(reference: bool, as_json: bool) -> None:
             detail = ", ".join(f"{k}={v}" for k, v in res.items() if k != "ok")
             click.echo(f"  [{mark}] {name}: {detail}")
     sys.exit(0 if all(c["ok"] for c in report["checks"].values()) else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 import random
-import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -156,8 +155,7 @@ class TriageOutcome:
     urgency: str | None = None
 
 
-def run_triage(session: Session, intake_id: str, *, clock: Clock = utcnow,
-               delay: float = 0.0) -> TriageOutcome:
+def run_triage(session: Session, intake_id: str, *, clock: Clock = utcnow) -> TriageOutcome:
     """Triage the intake's current revision once; a second run changes nothing."""
     intake = session.get(Intake, intake_id)
     if intake is None:
@@ -171,9 +169,6 @@ def run_triage(session: Session, intake_id: str, *, clock: Clock = utcnow,
         _finish_job(session, intake_id, JobKind.TRIAGE, revision, clock())
         _ensure_job(session, intake_id, JobKind.DELIVER, revision, clock())
         return TriageOutcome("already", revision, existing.urgency)
-
-    if delay:
-        time.sleep(delay)  # fault-injection window for tests (INTAKE_FAULT_TRIAGE_DELAY)
 
     try:
         answers = parse_questionnaire_response(intake.questionnaire_response)
@@ -286,6 +281,7 @@ def claim_delivery(session: Session, intake_id: str, revision: int, lease: float
     return session.execute(
         select(Job).where(Job.intake_id == intake_id, Job.kind == JobKind.DELIVER,
                           Job.revision == revision)
+        .execution_options(populate_existing=True)  # the UPDATE bypassed the session
     ).scalar_one()
 
 

@@ -9,6 +9,7 @@ repeat changes nothing that the first run finished.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import redis
@@ -57,8 +58,11 @@ def _send_and_mark(kind: JobKind, intake_id: str, revision: int) -> None:
           autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
 def triage(intake_id: str) -> str:
     """Run the rules on the intake and store the result, then ask for delivery."""
+    if settings.fault_triage_delay:
+        # Fault-injection window for tests, outside any transaction.
+        time.sleep(settings.fault_triage_delay)
     with _sessions().begin() as session:
-        outcome = pipeline.run_triage(session, intake_id, delay=settings.fault_triage_delay)
+        outcome = pipeline.run_triage(session, intake_id)
     if outcome.status == "triaged" and outcome.urgency == "emergency":
         alerts.publish_emergency(settings, intake_id)
     if outcome.deliver_revision is not None:

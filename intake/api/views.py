@@ -27,12 +27,17 @@ def _error(status: int, errors: Any, message: str) -> tuple[Response, int]:
     return jsonify({"error": message, "errors": errors}), status
 
 
-@bp.errorhandler(HTTPException)
-def _http_error(exc: HTTPException) -> tuple[Response, int]:
+def http_error(exc: HTTPException) -> tuple[Response, int]:
+    """Errors under /api are JSON too, including 404s for unknown paths (app-level)."""
     status = exc.code or 500
     messages = {413: "request body too large", 404: "not found",
                 405: "method not allowed", 415: "send application/json"}
     return _error(status, {}, messages.get(status, exc.name))
+
+
+def internal_error(_exc: Exception) -> tuple[Response, int]:
+    # Never echo the exception: it may carry patient data.
+    return _error(500, {}, "internal error; the request was not applied")
 
 
 @bp.before_request

@@ -1,0 +1,57 @@
+"""Helpers for tests (importable as `support`; pytest puts tests/ on the path)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from intake.storage.models import AuditEvent, DeliveryAttempt, Intake, Job, TriageResult
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+CASES_DIR = SHARED / "clinical" / "cases"
+
+
+def load_cases() -> list[dict[str, Any]]:
+    """The worked clinical cases shared with the clinicians."""
+    return [json.loads(p.read_text()) for p in sorted(CASES_DIR.glob("*.json"))]
+
+
+def case(case_id: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((CASES_DIR / f"{case_id}.json").read_text())
+    return data
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.1,
+             message: str = "condition") -> Any:
+    """Poll until ``predicate`` returns something truthy; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+def snapshot(sessions: sessionmaker[Session]) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row that a step may write, as comparable tuples."""
+    with sessions() as s:
+        return {
+            "intakes": [(i.id, i.status, i.triaged_at, i.delivered_at, i.status_reason)
+                        for i in s.execute(select(Intake)).scalars()],
+            "jobs": [(j.kind, j.revision, j.state, j.attempts, j.finished_at)
+                     for j in s.execute(select(Job).order_by(Job.id)).scalars()],
+            "results": [(r.revision, r.urgency, r.result)
+                        for r in s.execute(select(TriageResult)).scalars()],
+            "attempts": [(a.attempt_no, a.outcome)
+                         for a in s.execute(select(DeliveryAttempt)).scalars()],
+            "audit": [(a.action, a.entity_id) for a in s.execute(select(AuditEvent)).scalars()],
+        }
