@@ -65,7 +65,8 @@ def _parse_url(*schemes: str) -> Callable[[str], str]:
         value = raw.strip()
         parts = urlsplit(value)
         if parts.scheme not in schemes:
-            raise ValueError(f"must be a URL starting with {' or '.join(s + '://' for s in schemes)}")
+            wanted = " or ".join(s + "://" for s in schemes)
+            raise ValueError(f"must be a URL starting with {wanted}")
         if parts.scheme.startswith(("http", "redis")) and not parts.hostname:
             raise ValueError("the URL has no host")
         return value

@@ -258,9 +258,15 @@ def default_backoff(cap: float) -> Backoff:
         value = rng.uniform(0.5, 1.0) * ceiling
         if retry_after is not None:
             value = max(value, min(retry_after, cap))
-        return value
+        return float(value)
 
     return delay
+
+
+def _rowcount(result: Any) -> int:
+    """Rows matched by an UPDATE: how a compare-and-set learns whether it won."""
+    count: int = result.rowcount
+    return count
 
 
 def claim_delivery(session: Session, intake_id: str, revision: int, lease: float,
@@ -268,14 +274,14 @@ def claim_delivery(session: Session, intake_id: str, revision: int, lease: float
     """Take the delivery lease on this intake revision, or None if another holds it
     or nothing is owed. One delivery per intake runs at a time."""
     now = clock()
-    claimed = session.execute(
+    claimed = _rowcount(session.execute(
         update(Job)
         .where(Job.intake_id == intake_id, Job.kind == JobKind.DELIVER,
                Job.revision == revision, Job.state == JobState.PENDING,
                or_(Job.lease_until.is_(None), Job.lease_until < now))
         .values(lease_until=now + timedelta(seconds=lease), attempts=Job.attempts + 1)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    ))
     if claimed != 1:
         return None
     return session.execute(
@@ -421,7 +427,7 @@ def claim_reenqueue(session: Session, job_id: int, *, stuck_after: float,
     """Compare-and-set: only one sweeper may re-enqueue a job per stuck window."""
     now = clock()
     cutoff = now - timedelta(seconds=stuck_after)
-    changed = session.execute(
+    changed = _rowcount(session.execute(
         update(Job)
         .where(Job.id == job_id, Job.state == JobState.PENDING,
                func.coalesce(Job.enqueued_at, Job.created_at) < cutoff,
@@ -429,7 +435,7 @@ def claim_reenqueue(session: Session, job_id: int, *, stuck_after: float,
                or_(Job.lease_until.is_(None), Job.lease_until < now))
         .values(enqueued_at=now)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    ))
     return changed == 1
 
 

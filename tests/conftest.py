@@ -27,9 +27,7 @@ from sqlalchemy import create_engine, text
 
 from intake.serve import free_port, redis_server_binary
 from intake.storage.db import dispose_engines
-
 from support import REPO
-
 
 # --- Redis --------------------------------------------------------------------
 

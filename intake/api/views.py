@@ -80,7 +80,8 @@ def submit_intake() -> tuple[Response, int] | Response:
         try:
             _key_schema.load({"key": key})
         except ValidationError as exc:
-            return _error(400, {"Idempotency-Key": exc.messages["key"]},
+            messages = exc.messages if isinstance(exc.messages, dict) else {}
+            return _error(400, {"Idempotency-Key": messages.get("key")},
                           "invalid Idempotency-Key header")
 
     walk_in = data.get("walk_in")
