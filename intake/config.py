@@ -96,6 +96,30 @@ def _parse_path(raw: str) -> Path:
     return Path(_parse_str(raw)).expanduser()
 
 
+def _parse_pin(raw: str) -> str:
+    """A staff PIN of 6-12 digits, or an scrypt hash made by `python -m intake.kiosk.pin`."""
+    value = raw.strip()
+    if value.startswith("scrypt$"):
+        if len(value.split("$")) != 6:
+            raise ValueError("malformed scrypt PIN hash (make one with "
+                             "`python -m intake.kiosk.pin`)")
+        return value
+    if not (value.isascii() and value.isdigit() and 6 <= len(value) <= 12):
+        raise ValueError("must be 6 to 12 digits")  # the value itself is never echoed
+    return value
+
+
+def _parse_timezone(raw: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    value = raw.strip()
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}") from None
+    return value
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str  # attribute name; the variable is INTAKE_<NAME upper>
@@ -171,6 +195,31 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("fault_triage_delay", _parse_float(0, 600), "0",
             "Testing only: seconds the triage task sleeps before evaluating, so fault "
             "tests can kill a worker mid-task. Keep 0 in production."),
+    Setting("kiosk_pin", _parse_pin, None,
+            "Staff PIN for the tablet's start screen (/kiosk) and the front-desk page "
+            "(/desk): 6 to 12 digits, or an scrypt hash from `python -m intake.kiosk.pin`. "
+            "Unset: generated once and kept in DATA_DIR/kiosk_pin (readable by the owner "
+            "only).", secret=True),
+    Setting("kiosk_idle_seconds", _parse_float(2, 3600), "90",
+            "Seconds without a touch before the tablet warns that it will reset."),
+    Setting("kiosk_warning_seconds", _parse_float(1, 600), "30",
+            "Seconds the idle warning is shown before the tablet resets (answers that meet "
+            "a RED condition are triaged, others deleted)."),
+    Setting("kiosk_result_wait", _parse_float(0, 60), "5",
+            "Seconds the tablet waits for the triage result before showing the "
+            "'a staff member will speak with you shortly' message as a safe default."),
+    Setting("kiosk_done_seconds", _parse_float(2, 600), "30",
+            "Seconds the closing message stays on the tablet before it returns to the "
+            "start screen."),
+    Setting("kiosk_sweep_interval", _parse_float(0.5, 3600), "15",
+            "Seconds between runs of the sweeper that ends abandoned tablet sessions."),
+    Setting("desk_stream_seconds", _parse_float(2, 600), "25",
+            "Longest life of one /desk live-alert stream before the browser reconnects "
+            "(keep below gunicorn's worker timeout)."),
+    Setting("desk_session_hours", _parse_float(0.01, 24), "12",
+            "Hours a /desk sign-in lasts (the page says clearly when it has ended)."),
+    Setting("display_timezone", _parse_timezone, "Asia/Tokyo",
+            "Time zone of the times shown on staff screens."),
 )
 
 
@@ -203,6 +252,15 @@ class Settings:
     worker_concurrency: int
     log_level: str
     fault_triage_delay: float
+    kiosk_pin: str | None
+    kiosk_idle_seconds: float
+    kiosk_warning_seconds: float
+    kiosk_result_wait: float
+    kiosk_done_seconds: float
+    kiosk_sweep_interval: float
+    desk_stream_seconds: float
+    desk_session_hours: float
+    display_timezone: str
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property

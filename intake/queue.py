@@ -47,6 +47,13 @@ def make_celery(settings: Settings, broker_url: str | None = None) -> Celery:
             "visibility_timeout": settings.visibility_timeout,
             "socket_connect_timeout": settings.broker_timeout,
             "socket_timeout": max(settings.broker_timeout, 5.0),
+            # Publishing: one quick retry, then give up. The job row is already
+            # committed and the sweeper enqueues it, so a tablet never waits on
+            # a broker that is away. (The worker's consumer reconnects on its own.)
+            "max_retries": 1,
+            "interval_start": 0,
+            "interval_step": 0.2,
+            "interval_max": 0.2,
         },
         worker_hijack_root_logger=False,
         worker_send_task_events=False,

@@ -205,3 +205,42 @@ class AuditEvent(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSONType)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class KioskDraft(Base):
+    """A tablet session in progress: the answers given so far, held on the server only.
+
+    The tablet keeps nothing but a signed cookie with a random token; the row is keyed
+    by the token's SHA-256, so a copy of this table cannot be replayed as a cookie.
+    Deleted when the patient submits, when the session is reset, and when it expires
+    (the expiry sweeper first triages answers that meet a RED condition, so an
+    emergency answer is never wiped silently).
+    """
+
+    __tablename__ = "kiosk_drafts"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    lang: Mapped[str] = mapped_column(String(2))
+    patient_record_number: Mapped[str | None] = mapped_column(String(64))
+    patient_demographics: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # Simple answer format (question id -> value), validated on every save.
+    answers: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    # Bumped on every save: the sweeper ends a draft only if nobody touched it since
+    # it was found idle (compare-and-delete on this counter).
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow,
+                                                       index=True)
+
+
+class StaffPinThrottle(Base):
+    """Wrong staff PINs per client address, so the PIN cannot be guessed by brute force."""
+
+    __tablename__ = "staff_pin_throttle"
+
+    # SHA-256 of the client address: the limiter needs equality only.
+    client_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    window_started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
