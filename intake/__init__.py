@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
-
-from celery import Celery
-from flask import Flask
-from sqlalchemy.orm import Session, sessionmaker
+from typing import TYPE_CHECKING, Any
 
 from intake.config import Settings, ensure_secret_key, load_settings
+
+if TYPE_CHECKING:  # kept out of `import intake` so `intake triage` starts fast
+    from celery import Celery
+    from flask import Flask
+    from sqlalchemy.orm import Session, sessionmaker
 
 
 @dataclass
@@ -32,6 +33,8 @@ def configure_logging(level: str) -> None:
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the web app: defaults, then INTAKE_* environment, then ``config``."""
+    from flask import Flask
+
     from intake.queue import make_celery
     from intake.storage.db import session_factory
 
