@@ -31,3 +31,44 @@ EXT_TRANSLATION = "http://hl7.org/fhir/StructureDefinition/translation"
 
 # The rule set shipped with the plugin.
 RULESET_ID = "posterior-knee"
+
+# --- What the plugin emits to the record system -----------------------------
+
+_SD = f"{CANONICAL_BASE}/StructureDefinition"
+
+# Profiles (constraint StructureDefinitions on base R4 resources).
+PROFILE_QUESTIONNAIRE_RESPONSE = f"{_SD}/intake-questionnaire-response"
+PROFILE_RISK_ASSESSMENT = f"{_SD}/intake-risk-assessment"
+PROFILE_FLAG = f"{_SD}/intake-flag"
+PROFILE_SERVICE_REQUEST = f"{_SD}/intake-service-request"
+PROFILE_TASK = f"{_SD}/intake-task"
+PROFILE_PROVENANCE = f"{_SD}/intake-provenance"
+PROFILE_PATIENT = f"{_SD}/intake-patient"
+
+# Extension: the triage urgency (5 levels, ValueSet VS_URGENCY), which the
+# FHIR request priority (4 levels) cannot carry exactly.
+EXT_TRIAGE_URGENCY = f"{_SD}/triage-urgency"
+
+ALL_PROFILES: tuple[str, ...] = (
+    PROFILE_QUESTIONNAIRE_RESPONSE,
+    PROFILE_RISK_ASSESSMENT,
+    PROFILE_FLAG,
+    PROFILE_SERVICE_REQUEST,
+    PROFILE_TASK,
+    PROFILE_PROVENANCE,
+    PROFILE_PATIENT,
+)
+
+# Our own code systems used by the bundle: the rule-set system names the rule
+# set as the method of a RiskAssessment, the task system the one kind of Task
+# the plugin creates.
+CS_RULESET = f"{CANONICAL_BASE}/CodeSystem/triage-ruleset"
+CS_INTAKE_TASK = f"{CANONICAL_BASE}/CodeSystem/intake-task"
+TASK_CODE_REVIEW = "review"
+
+# HL7 code systems and extensions.
+CS_RISK_PROBABILITY = "http://terminology.hl7.org/CodeSystem/risk-probability"
+CS_FLAG_CATEGORY = "http://terminology.hl7.org/CodeSystem/flag-category"
+CS_DATA_OPERATION = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
+CS_PROVENANCE_PARTICIPANT = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
+EXT_EN_REPRESENTATION = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation"

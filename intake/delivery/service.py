@@ -36,6 +36,15 @@ def make_adapter(settings: Settings) -> DeliveryAdapter:
     )
 
 
+def _demographics(walk_in: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The API's walk-in fields, named as the bundle builder names them."""
+    if not walk_in:
+        return None
+    names = {"family_name": "family", "given_name": "given", "family_name_kana": "family_kana",
+             "given_name_kana": "given_kana", "birth_date": "birth_date", "sex": "sex"}
+    return {names[k]: v for k, v in walk_in.items() if k in names}
+
+
 def build_bundle(intake: Intake, result: TriageResult, settings: Settings) -> dict[str, Any]:
     """The transaction Bundle for one intake revision (deterministic: a re-send is
     byte-identical, so conditional creates make it a no-op)."""
@@ -49,7 +58,7 @@ def build_bundle(intake: Intake, result: TriageResult, settings: Settings) -> di
         triage=result.result,
         patient_record_number=intake.patient_record_number,
         record_number_system=settings.record_number_system,
-        patient_demographics=intake.patient_demographics,
+        patient_demographics=_demographics(intake.patient_demographics),
         received_at=intake.received_at,
         triaged_at=result.created_at,
         plugin_version=plugin_version(),

@@ -169,10 +169,11 @@ def test_backoff_grows_with_jitter_and_honours_retry_after() -> None:
     for attempt in range(1, 15):
         ceiling = min(900, 2.0 * 2 ** (attempt - 1))
         values = [delay(attempt, None) for _ in range(50)]
-        assert all(0.5 * ceiling <= v <= ceiling for v in values)
-        assert len(set(values)) > 1
+        assert all(0 <= v <= ceiling for v in values)
+        assert len(set(values)) > 1  # jittered, so failures do not retry in step
+    assert max(delay(12, None) for _ in range(200)) > 450  # it does grow
     assert all(delay(1, 30.0) >= 30.0 for _ in range(20))
-    assert delay(1, 10_000.0) == 900
+    assert delay(1, 10_000.0) == 900  # capped below the visibility timeout
 
 
 def test_sweeper_reenqueues_each_stuck_job_once(sessions: sessionmaker[Session]) -> None:
