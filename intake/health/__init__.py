@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+import hmac
+
+from flask import Blueprint, Response, jsonify, request
 
 from intake import state
 from intake.health.checks import check_broker, check_database
@@ -25,3 +27,19 @@ def readyz() -> tuple[Response, int]:
     ok = all(c["ok"] for c in checks.values())
     return jsonify({"status": "ready" if ok else "not ready", "checks": checks}), \
         200 if ok else 503
+
+
+@bp.get("/metrics")
+def metrics() -> Response | tuple[Response, int]:
+    """Prometheus text: counts and ages, no patient data. Behind INTAKE_API_TOKEN when set."""
+    from intake.health.metrics import render
+
+    st = state()
+    token = st.settings.api_token
+    if token is not None:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            return jsonify({"error": "a valid bearer token is required"}), 401
+    with st.sessions() as session:
+        body = render(session)
+    return Response(body, mimetype="text/plain; version=0.0.4")

@@ -181,3 +181,18 @@ def test_readiness_fails_without_database(tmp_path: Any, clean_redis: str) -> No
     assert resp.status_code == 503
     checks = resp.get_json()["checks"]
     assert checks["database"]["ok"] is False and checks["broker"]["ok"] is True
+
+
+def test_metrics_count_states_without_patient_data(make_app: Callable[..., Any],
+                                                   sqlite_url: str) -> None:
+    app = make_app(sqlite_url, api_token="metrics-token")
+    client = app.test_client()
+    auth = {"Authorization": "Bearer metrics-token"}
+    for _ in range(2):
+        client.post("/api/intakes", json=GOOD, headers=auth)
+    assert client.get("/metrics").status_code == 401
+    text = client.get("/metrics", headers=auth).get_data(as_text=True)
+    assert 'intake_intakes{status="received"} 2' in text
+    assert 'intake_jobs_pending{kind="triage"} 2' in text
+    assert 'intake_jobs_oldest_pending_seconds{kind="triage"}' in text
+    assert "MRN" not in text and "calf" not in text
