@@ -36,11 +36,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from flask import Flask
 
     from intake.queue import make_celery
+    from intake.resources import templates_dir
     from intake.storage.db import session_factory
 
     settings = load_settings(overrides=config)
     configure_logging(settings.log_level)
-    app = Flask(__name__)
+    app = Flask(__name__, template_folder=str(templates_dir()))
     app.config.update(
         SECRET_KEY=ensure_secret_key(settings),
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
@@ -60,19 +61,41 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(health_bp)
     app.register_blueprint(api_bp, url_prefix="/api")
 
+    from intake.desk import bp as desk_bp
+    from intake.kiosk import bp as kiosk_bp
+
+    app.register_blueprint(kiosk_bp, url_prefix="/kiosk")
+    app.register_blueprint(desk_bp, url_prefix="/desk")
+
+    from intake.cds import bp as cds_bp
+    from intake.fhirapi import bp as fhir_bp
+
+    app.register_blueprint(fhir_bp, url_prefix="/fhir")
+    app.register_blueprint(cds_bp, url_prefix="/cds-services")
+
     from werkzeug.exceptions import HTTPException
 
     from intake.api.views import http_error, internal_error
+    from intake.fhirapi import outcome as fhir_outcome
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:
         from flask import request
 
-        return http_error(exc) if request.path.startswith("/api/") else exc
+        # /fhir answers OperationOutcome, /api and /cds-services JSON, never HTML.
+        if _under(request.path, "/fhir"):
+            return fhir_outcome.http_error(exc)
+        if request.path.startswith("/api/") or _under(request.path, "/cds-services"):
+            return http_error(exc)
+        return exc
 
     @app.errorhandler(Exception)
     def _internal_error(exc: Exception) -> Any:
+        from flask import request
+
         app.logger.error("unhandled %s on %s", type(exc).__name__, request_path())
+        if _under(request.path, "/fhir"):
+            return fhir_outcome.internal_error()
         return internal_error(exc)
 
     @app.after_request
@@ -83,6 +106,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         return response
 
     return app
+
+
+def _under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix + "/")
 
 
 def request_path() -> str:

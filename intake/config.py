@@ -97,12 +97,12 @@ def _parse_path(raw: str) -> Path:
 
 
 def _parse_pin(raw: str) -> str:
-    """A staff PIN of 6-12 digits, or an scrypt hash made by `python -m intake.kiosk.pin`."""
+    """A staff PIN of 6-12 digits, or an scrypt hash made by `python -m intake.kiosk.hash_pin`."""
     value = raw.strip()
     if value.startswith("scrypt$"):
         if len(value.split("$")) != 6:
             raise ValueError("malformed scrypt PIN hash (make one with "
-                             "`python -m intake.kiosk.pin`)")
+                             "`python -m intake.kiosk.hash_pin`)")
         return value
     if not (value.isascii() and value.isdigit() and 6 <= len(value) <= 12):
         raise ValueError("must be 6 to 12 digits")  # the value itself is never echoed
@@ -118,6 +118,46 @@ def _parse_timezone(raw: str) -> str:
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError(f"unknown time zone {value!r}") from None
     return value
+
+
+def _parse_base_url(raw: str) -> str:
+    """An http(s) base URL without a trailing slash (paths are appended to it)."""
+    return _parse_url("http", "https")(raw).rstrip("/")
+
+
+def _parse_jwks_source(raw: str) -> str:
+    """Where the CDS client's public keys are: an https URL of its JWK Set, or a file.
+
+    Plain http is refused except on the loopback interface: a key set fetched over
+    an unprotected channel could be swapped, and with it every signature accepted.
+    """
+    value = raw.strip()
+    parts = urlsplit(value)
+    if parts.scheme in ("http", "https"):
+        if not parts.hostname:
+            raise ValueError("the URL has no host")
+        if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError("a JWK Set URL must use https")
+        return value
+    if parts.scheme:
+        raise ValueError("must be an https URL of a JWK Set or the path of a JWK Set file")
+    return str(_parse_path(value))
+
+
+def _parse_secret_token(raw: str) -> str:
+    """A bearer token that guards patient data: long enough not to be guessed."""
+    value = _parse_str(raw)
+    if len(value) < 16 or any(ch.isspace() for ch in value):
+        raise ValueError("must be at least 16 characters without spaces")  # never echoed
+    return value
+
+
+def _parse_names(raw: str) -> tuple[str, ...]:
+    """A comma-separated list of non-empty names."""
+    names = tuple(n.strip() for n in raw.split(","))
+    if not names or any(not n for n in names):
+        raise ValueError("must be a comma-separated list of non-empty values")
+    return names
 
 
 @dataclass(frozen=True)
@@ -197,10 +237,10 @@ SETTINGS: tuple[Setting, ...] = (
             "tests can kill a worker mid-task. Keep 0 in production."),
     Setting("kiosk_pin", _parse_pin, None,
             "Staff PIN for the tablet's start screen (/kiosk) and the front-desk page "
-            "(/desk): 6 to 12 digits, or an scrypt hash from `python -m intake.kiosk.pin`. "
+            "(/desk): 6 to 12 digits, or an scrypt hash from `python -m intake.kiosk.hash_pin`. "
             "Unset: generated once and kept in DATA_DIR/kiosk_pin (readable by the owner "
             "only).", secret=True),
-    Setting("kiosk_idle_seconds", _parse_float(2, 3600), "90",
+    Setting("kiosk_idle_seconds", _parse_float(1, 3600), "90",
             "Seconds without a touch before the tablet warns that it will reset."),
     Setting("kiosk_warning_seconds", _parse_float(1, 600), "30",
             "Seconds the idle warning is shown before the tablet resets (answers that meet "
@@ -220,6 +260,25 @@ SETTINGS: tuple[Setting, ...] = (
             "Hours a /desk sign-in lasts (the page says clearly when it has ended)."),
     Setting("display_timezone", _parse_timezone, "Asia/Tokyo",
             "Time zone of the times shown on staff screens."),
+    Setting("public_base_url", _parse_base_url, None,
+            "The plugin's base URL as clients reach it (e.g. https://intake.clinic.example), "
+            "for absolute URLs in FHIR responses and the `aud` check of CDS Hooks JWTs. "
+            "Unset: taken from each request (set it behind a TLS-terminating proxy)."),
+    Setting("fhir_api_token", _parse_secret_token, None,
+            "Bearer token required by the inbound FHIR API (/fhir, except /fhir/metadata). "
+            "Unset: /fhir refuses every request but metadata with 401 (it serves patient "
+            "data, so it fails closed).", secret=True),
+    Setting("cds_token", _parse_secret_token, None,
+            "Shared bearer token accepted by the CDS Hooks service and its feedback "
+            "endpoint (for CDS clients that cannot sign JWTs).", secret=True),
+    Setting("cds_jwks", _parse_jwks_source, None,
+            "The CDS client's public keys, to verify the JWT it signs on every CDS Hooks "
+            "call: an https URL of its JWK Set, or the path of a JWK Set file. Needs "
+            "INTAKE_CDS_ISSUERS. With neither this nor INTAKE_CDS_TOKEN the service "
+            "refuses every call (401)."),
+    Setting("cds_issuers", _parse_names, None,
+            "Comma-separated `iss` values of the CDS clients trusted to call the service "
+            "(the allow-list CDS Hooks asks for)."),
 )
 
 
@@ -261,6 +320,11 @@ class Settings:
     desk_stream_seconds: float
     desk_session_hours: float
     display_timezone: str
+    public_base_url: str | None
+    fhir_api_token: str | None
+    cds_token: str | None
+    cds_jwks: str | None
+    cds_issuers: tuple[str, ...] | None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -283,7 +347,8 @@ class Settings:
             elif s.secret:
                 out[s.env] = "****"
             else:
-                text = str(value)
+                text = ", ".join(map(str, value)) if isinstance(value, (tuple, list)) \
+                    else str(value)
                 if s.name in ("database_url", "redis_url", "fhir_base_url"):
                     text = mask_url(text)
                 out[s.env] = text
@@ -369,6 +434,12 @@ def _check_consistency(s: Settings) -> None:
         assert key_file is not None
         if not key_file.is_file():
             raise ConfigError(f"INTAKE_SMART_PRIVATE_KEY_FILE: no such file: {key_file}")
+    if s.cds_jwks and not s.cds_issuers:
+        raise ConfigError("INTAKE_CDS_ISSUERS: required when INTAKE_CDS_JWKS is set (the "
+                          "`iss` values of the trusted CDS clients)")
+    if s.cds_jwks and urlsplit(s.cds_jwks).scheme not in ("http", "https"):
+        if not Path(s.cds_jwks).is_file():
+            raise ConfigError(f"INTAKE_CDS_JWKS: no such file: {s.cds_jwks}")
 
 
 def ensure_secret_key(s: Settings) -> str:

@@ -72,3 +72,17 @@ CS_FLAG_CATEGORY = "http://terminology.hl7.org/CodeSystem/flag-category"
 CS_DATA_OPERATION = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
 CS_PROVENANCE_PARTICIPANT = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
 EXT_EN_REPRESENTATION = "http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation"
+
+# --- Inbound FHIR API and CDS Hooks ------------------------------------------
+
+# The FHIR release the inbound API speaks (fhir.resources.R4B models; R4B and
+# R4 are identical for the resources served).
+FHIR_VERSION = "4.0.1"
+
+# The one CDS Hooks service: triage of the knee QuestionnaireResponse.
+CDS_SERVICE_ID = "posterior-knee-triage"
+CDS_HOOK = "patient-view"
+# Prefetch key under which the CDS client sends the newest knee questionnaire response.
+CDS_PREFETCH_KEY = "questionnaireResponse"
+# Reasons a clinician may give when overriding a card (offered on every card).
+CS_CDS_OVERRIDE_REASON = f"{CANONICAL_BASE}/CodeSystem/cds-override-reason"

@@ -84,12 +84,16 @@ def submit_intake(
     fingerprint: str | None = None,
     actor: str = "api",
     clock: Clock = utcnow,
+    status: str = "completed",
+    authored: str | None = None,
 ) -> Submitted:
     """Store a new intake and its pending triage job in the caller's transaction.
 
-    The caller commits, then enqueues the triage task (see :func:`after_commit_enqueue`).
-    With an ``idempotency_key`` already used, the earlier intake is returned
-    (or :class:`IdempotencyConflict` when the body differs).
+    The caller commits, then enqueues the triage task (``intake.intakes`` does both for
+    the web layers). With an ``idempotency_key`` already used, the earlier intake is
+    returned (or :class:`IdempotencyConflict` when the body differs). ``status`` and
+    ``authored`` carry what a FHIR client said about its QuestionnaireResponse
+    (``authored`` defaults to the time of receipt).
     """
     if idempotency_key is not None:
         existing = session.execute(
@@ -107,7 +111,8 @@ def submit_intake(
         answers,
         identifier=business_id,
         subject_reference=None,
-        authored=now.isoformat(timespec="seconds"),
+        authored=authored or now.isoformat(timespec="seconds"),
+        status=status,
     )
     intake = Intake(
         id=intake_id,

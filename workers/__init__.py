@@ -21,6 +21,7 @@ except ConfigError as exc:
     raise SystemExit(2) from None
 
 app = make_celery(settings)
-app.conf.include = ["workers.tasks"]
+app.conf.include = ["workers.tasks", "workers.kiosk_tasks"]
 
+from workers import kiosk_tasks as kiosk_tasks  # noqa: E402  (tablet-session sweeper)
 from workers import tasks as tasks  # noqa: E402  (registers the tasks on `app`)

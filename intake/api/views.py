@@ -9,14 +9,12 @@ from typing import Any
 from flask import Response, jsonify, request, url_for
 from marshmallow import ValidationError
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 
-from intake import audit, pipeline, state
+from intake import audit, intakes, pipeline, state
 from intake.api import bp
 from intake.api.schemas import IdempotencyKeySchema, SubmitIntakeSchema
 from intake.clinical import AnswerError, parse_simple_answers
-from intake.queue import TASK_TRIAGE, send
 from intake.storage.models import DeliveryAttempt, Intake, Job, JobKind, JobState
 
 _submit_schema = SubmitIntakeSchema()
@@ -91,41 +89,21 @@ def submit_intake() -> tuple[Response, int] | Response:
         demographics["birth_date"] = walk_in["birth_date"].isoformat()
     fingerprint = pipeline.request_fingerprint(payload)
     try:
-        with st.sessions.begin() as session:
-            submitted = pipeline.submit_intake(
-                session, answers=answers, source="api",
-                record_number=data.get("record_number"), demographics=demographics,
-                idempotency_key=key, fingerprint=fingerprint,
-            )
-            intake_id = submitted.intake.id
-            business_id = submitted.intake.business_id
-            status = submitted.intake.status
+        accepted = intakes.submit_and_enqueue(
+            st.sessions, st.celery, answers=answers, source="api", actor="api",
+            record_number=data.get("record_number"), demographics=demographics,
+            idempotency_key=key, fingerprint=fingerprint,
+        )
     except pipeline.IdempotencyConflict:
         return _error(422, {"Idempotency-Key": ["already used with a different body"]},
                       "Idempotency-Key reused")
-    except IntegrityError:
-        # Two requests with one new key raced; the other one stored it.
-        if key is None:
-            raise
-        with st.sessions() as session:
-            existing = session.execute(
-                select(Intake).where(Intake.idempotency_key == key)).scalar_one()
-            if existing.request_fingerprint != fingerprint:
-                return _error(422, {"Idempotency-Key": ["already used with a different body"]},
-                              "Idempotency-Key reused")
-            intake_id, business_id, status = existing.id, existing.business_id, existing.status
-        submitted = None
-
-    if submitted is not None and submitted.created and st.celery is not None:
-        if send(st.celery, TASK_TRIAGE, intake_id):
-            with st.sessions.begin() as session:
-                pipeline.mark_enqueued(session, intake_id, JobKind.TRIAGE, 1)
+    intake_id = accepted.intake_id
 
     status_url = url_for("api.get_intake", intake_id=intake_id)
-    body = jsonify({"id": intake_id, "business_id": business_id, "status": status,
-                    "status_url": status_url})
+    body = jsonify({"id": intake_id, "business_id": accepted.business_id,
+                    "status": accepted.status, "status_url": status_url})
     body.headers["Location"] = status_url
-    if submitted is None or not submitted.created:
+    if not accepted.created:
         body.headers["Idempotent-Replayed"] = "true"
     return body, 202
 

@@ -232,6 +232,18 @@ def build_transaction_bundle(inp: BundleInput) -> JsonDict:
     return bundle
 
 
+def build_risk_assessment(inp: BundleInput) -> JsonDict:
+    """The intake's RiskAssessment exactly as its transaction Bundle carries it.
+
+    Validated by the R4B model; its ``subject`` and ``basis`` are the bundle's
+    references (conditional or ``urn:uuid:``). The inbound FHIR API serves this same
+    resource with its own references, so there is one RiskAssessment builder.
+    """
+    _check_input(inp)
+    resource: JsonDict = _Builder(inp).risk_assessment_entry()["resource"]
+    return resource
+
+
 def bundle_json(bundle: Mapping[str, Any]) -> bytes:
     """The bytes to send: compact UTF-8 JSON with a stable key order."""
     return json.dumps(bundle, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
@@ -310,6 +322,13 @@ def _code_displays() -> Mapping[tuple[str, str], _Text]:
 
         walk(cs.get("concept", []))
     return out
+
+
+def code_display(system: str, code: str) -> tuple[str, str | None] | None:
+    """(Japanese display, English display or None) of a concept of the plugin's own
+    CodeSystems (urgency, department, flag, ...), or None for an unknown code."""
+    text = _code_displays().get((system, code))
+    return None if text is None else (text.ja, text.en)
 
 
 @dataclass(frozen=True)

@@ -244,3 +244,56 @@ class StaffPinThrottle(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     window_started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class CdsCard(Base):
+    """A CDS Hooks card the service issued, kept so feedback can be tied to it.
+
+    The CDS service stores no intake (it is decision support on the client's data);
+    this row holds only what the card said in codes (rule set, urgency, flags) and
+    the client's hook instance, never answers or patient identifiers.
+    """
+
+    __tablename__ = "cds_cards"
+
+    uuid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    service_id: Mapped[str] = mapped_column(String(64))
+    hook_instance: Mapped[str] = mapped_column(String(100))
+    # None when the questionnaire response could not be evaluated (the card says so).
+    ruleset: Mapped[str | None] = mapped_column(String(60))
+    urgency: Mapped[str | None] = mapped_column(String(20))
+    indicator: Mapped[str] = mapped_column(String(10))
+    flag_codes: Mapped[list[str]] = mapped_column(JSONType)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+
+    feedback: Mapped[list[CdsFeedback]] = relationship(back_populates="card",
+                                                       order_by="CdsFeedback.id")
+
+
+class CdsFeedback(Base):
+    """What a clinician did with a card: accepted, or overridden with an optional reason.
+
+    A client may report the same interaction more than once; (card, outcome, time)
+    is unique so a repeat is recognised and stored once.
+    """
+
+    __tablename__ = "cds_feedback"
+    __table_args__ = (
+        UniqueConstraint("card_uuid", "outcome", "outcome_at",
+                         name="uq_cds_feedback_card_outcome_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    card_uuid: Mapped[str] = mapped_column(ForeignKey("cds_cards.uuid", ondelete="CASCADE"),
+                                           index=True)
+    outcome: Mapped[str] = mapped_column(String(12))
+    override_reason_system: Mapped[str | None] = mapped_column(String(300))
+    override_reason_code: Mapped[str | None] = mapped_column(String(100))
+    # Free text typed by the clinician; kept in the database only (never logged or audited).
+    user_comment: Mapped[str | None] = mapped_column(Text)
+    outcome_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Who reported it: the client's JWT issuer, or "shared-token" for the shared bearer token.
+    client: Mapped[str] = mapped_column(String(300))
+
+    card: Mapped[CdsCard] = relationship(back_populates="feedback")

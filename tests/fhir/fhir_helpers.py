@@ -14,12 +14,9 @@ A plain module rather than conftest.py so the bench can import it too.
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
 import os
 import subprocess
-import tempfile
 import threading
 import time
 import uuid
@@ -36,7 +33,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from intake.clinical import build_questionnaire_response, evaluate, parse_simple_answers
 from intake.fhir.bundle import BundleInput, PatientDemographics
-from support import node_executable, npm_command
+from support import node_executable, npm_ci
 
 REPO = Path(__file__).resolve().parents[2]
 SERVER_DIR = REPO / "tests" / "fhir_server"
@@ -44,7 +41,6 @@ PROFILES_DIR = REPO / "fhir_profiles"
 CASES_DIR = REPO.parent / "shared" / "clinical" / "cases"
 JST = timezone(timedelta(hours=9))
 MRN_SYSTEM = "urn:oid:1.2.392.100495.20.3.51.11310000001"
-_STAMP = ".intake-lock-sha256"
 
 
 class ServerUnavailable(RuntimeError):
@@ -55,33 +51,8 @@ class ServerUnavailable(RuntimeError):
 
 
 def ensure_node_modules(server_dir: Path = SERVER_DIR) -> None:
-    """``npm ci`` from the committed lockfile unless node_modules already matches it.
-
-    A stamp in node_modules holds the lockfile's hash, so an unchanged lockfile
-    costs nothing; a file lock keeps parallel sessions from installing at once.
-    """
-    lock = server_dir / "package-lock.json"
-    digest = hashlib.sha256(lock.read_bytes()).hexdigest()
-    stamp = server_dir / "node_modules" / _STAMP
-
-    def current() -> bool:
-        return stamp.is_file() and stamp.read_text().strip() == digest
-
-    if current():
-        return
-    lock_path = Path(tempfile.gettempdir()) / f"intake-npm-{digest[:12]}.lock"
-    with open(lock_path, "w") as guard:
-        fcntl.flock(guard, fcntl.LOCK_EX)
-        if current():
-            return
-        subprocess.run(
-            [*npm_command(), "ci", "--no-audit", "--no-fund", "--prefer-offline",
-             "--loglevel=error"],
-            cwd=server_dir,
-            check=True,
-            timeout=600,
-        )
-        stamp.write_text(digest + "\n")
+    """``npm ci`` from the committed lockfile unless node_modules already matches it."""
+    npm_ci(server_dir)
 
 
 @dataclass

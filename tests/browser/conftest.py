@@ -1,0 +1,182 @@
+"""The browser tests' world: Debian's Chromium driven by Playwright, the real web app
+served over HTTP, a real Celery worker (with beat) and a private Redis, on SQLite.
+
+Started once for the folder (scope "package"), so the suite stays fast; each test gets
+its own browser context (its own cookies) and its own record numbers. Three servers
+share the database, broker and worker:
+
+- ``main``: the production settings (90 s idle timer);
+- ``idle``: a 2 s idle timer and 3 s warning, for the idle tests;
+- ``nobroker``: no broker and a database no worker reads, so the closing screen waits
+  (to audit the waiting screen).
+
+Chromium must be at /usr/bin/chromium (``apt-get install -y chromium``); the tests
+never download a browser. If it is missing the tests fail with that instruction.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+_HERE = str(Path(__file__).resolve().parent)
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+
+from browser_helpers import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    PIN,
+    PORTRAIT,
+    REPO,
+    Audit,
+    ensure_axe,
+)
+
+
+@dataclass
+class Server:
+    app: Any
+    base: str
+    stop: Any
+
+
+@dataclass
+class Stack:
+    main: Server
+    idle: Server
+    nobroker: Server
+    worker_log: Path
+
+
+def _serve(app: Any) -> Server:
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        server.shutdown()
+        thread.join(timeout=10)
+
+    return Server(app, f"http://127.0.0.1:{server.server_port}", stop)
+
+
+def _wait_ready(log: Path, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if log.exists() and " ready." in log.read_text(errors="replace"):
+            return
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    raise RuntimeError("the Celery worker did not start:\n" + log.read_text(errors="replace"))
+
+
+@pytest.fixture(scope="package")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    from intake import create_app
+    from intake.serve import start_private_redis
+    from intake.storage.db import dispose_engines
+    from intake.storage.migrate import upgrade
+
+    tmp = tmp_path_factory.mktemp("browser")
+    redis_proc, redis_url = start_private_redis(tmp / "data")
+    database_url = f"sqlite:///{tmp / 'intake.db'}"
+    upgrade(database_url)
+    lonely_url = f"sqlite:///{tmp / 'no-worker.db'}"  # no worker ever looks here
+    upgrade(lonely_url)
+    common = {"data_dir": str(tmp / "data"), "database_url": database_url,
+              "redis_url": redis_url, "kiosk_pin": PIN, "broker_timeout": "1",
+              "log_level": "warning"}
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INTAKE_")}
+    env.update({"INTAKE_" + k.upper(): v for k, v in common.items()})
+    env.update({"INTAKE_SWEEP_INTERVAL": "0.5", "INTAKE_STUCK_AFTER": "2",
+                "INTAKE_LOG_LEVEL": "info", "PYTHONUNBUFFERED": "1"})
+    log = tmp / "worker.log"
+    with log.open("ab") as out:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "workers", "worker", "--loglevel", "INFO",
+             "--concurrency", "1", "-Q", "intake", "--without-gossip", "--without-mingle",
+             "--without-heartbeat", "--hostname", "browser@%h", "--beat", "--schedule",
+             str(tmp / "beat")],
+            env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
+    servers: list[Server] = []
+    try:
+        _wait_ready(log, worker)
+        servers = [
+            _serve(create_app(common)),
+            _serve(create_app({**common, "kiosk_idle_seconds": "2",
+                               "kiosk_warning_seconds": "3"})),
+            _serve(create_app({**common, "redis_url": None, "kiosk_result_wait": "60",
+                               "database_url": lonely_url})),
+        ]
+        yield Stack(*servers, worker_log=log)
+    finally:
+        for server in servers:
+            server.stop()
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGTERM)
+            try:
+                worker.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, signal.SIGKILL)
+                worker.wait(timeout=10)
+        redis_proc.terminate()
+        redis_proc.wait(timeout=10)
+        dispose_engines()
+
+
+@pytest.fixture(scope="package")
+def browser() -> Iterator[Any]:
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"{CHROMIUM} is missing: apt-get update && apt-get install -y chromium "
+                    "fonts-ipafont-gothic")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="package")
+def axe_source() -> str:
+    return ensure_axe()
+
+
+@pytest.fixture
+def audit(axe_source: str) -> Iterator[Audit]:
+    """Collects axe-core results of the screens a test visits; fails on serious ones."""
+    found = Audit(axe_source)
+    yield found
+    if not found.checked:
+        found.assert_clean()
+
+
+@pytest.fixture
+def new_page(browser: Any) -> Iterator[Any]:
+    """Factory: a page in a fresh context (its own cookies), portrait by default."""
+    contexts: list[Any] = []
+
+    def make(viewport: dict[str, int] | None = None, locale: str = "ja-JP") -> Any:
+        context = browser.new_context(viewport=viewport or PORTRAIT, locale=locale)
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        return context.new_page()
+
+    yield make
+    for context in contexts:
+        context.close()
