@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from intake.config import Settings, ensure_secret_key, load_settings
+from intake.config import Settings, ensure_api_token, ensure_secret_key, load_settings
 
 if TYPE_CHECKING:  # kept out of `import intake` so `intake triage` starts fast
     from celery import Celery
@@ -20,6 +20,7 @@ class AppState:
     """What the views need, kept on ``app.extensions['intake']``."""
 
     settings: Settings
+    api_token: str  # /api and /metrics; from the settings or DATA_DIR/api_token
     sessions: sessionmaker[Session]
     celery: Celery | None  # None when no broker is configured: the sweeper enqueues later
 
@@ -51,6 +52,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.extensions["intake"] = AppState(
         settings=settings,
+        api_token=ensure_api_token(settings),
         sessions=session_factory(settings.database_url),
         celery=make_celery(settings) if settings.redis_url else None,
     )

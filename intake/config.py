@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -187,8 +188,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Flask secret key. Unset: generated once and kept in DATA_DIR/secret_key.",
             secret=True),
     Setting("api_token", _parse_str, None,
-            "Bearer token required by /api when set. Unset: /api is open (bind to "
-            "localhost only).", secret=True),
+            "Bearer token required by /api and /metrics. Unset: generated once and kept "
+            "in DATA_DIR/api_token (readable by the owner only).", secret=True),
     Setting("fhir_base_url", _parse_url("http", "https"), None,
             "Base URL of the record system's FHIR R4 API. Unset: bundles are written to "
             "DATA_DIR/outbox/."),
@@ -442,16 +443,38 @@ def _check_consistency(s: Settings) -> None:
             raise ConfigError(f"INTAKE_CDS_JWKS: no such file: {s.cds_jwks}")
 
 
+def _generated_once(s: Settings, name: str) -> str:
+    """A random secret kept in DATA_DIR/<name> (owner-only), made on first use.
+
+    Written to a temporary file and linked into place, so processes starting
+    together (gunicorn workers, the worker) all read the same complete value.
+    """
+    path = s.data_dir / name
+    if not path.exists():
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=s.data_dir, prefix=f".{name}-")
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(32))
+            os.chmod(tmp, 0o600)
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass  # another process won; use its value
+        finally:
+            os.unlink(tmp)
+    return path.read_text().strip()
+
+
 def ensure_secret_key(s: Settings) -> str:
     """The configured secret key, or one generated once and kept in the data folder."""
-    if s.secret_key:
-        return s.secret_key
-    path = s.data_dir / "secret_key"
-    if path.exists():
-        return path.read_text().strip()
-    s.data_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(key)
-    return key
+    return s.secret_key or _generated_once(s, "secret_key")
+
+
+def ensure_api_token(s: Settings) -> str:
+    """The /api bearer token: configured, or generated once into DATA_DIR/api_token.
+
+    /api returns triage results, so it is never open: a fresh install gets a
+    token that only the owner of the data folder can read.
+    """
+    return s.api_token or _generated_once(s, "api_token")

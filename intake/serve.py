@@ -22,7 +22,7 @@ from pathlib import Path
 
 import redis
 
-from intake.config import Settings, ensure_secret_key
+from intake.config import Settings, ensure_api_token, ensure_secret_key
 from intake.storage.migrate import upgrade
 
 log = logging.getLogger("intake.serve")
@@ -84,6 +84,7 @@ def run(settings: Settings, host: str, port: int) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.outbox_dir.mkdir(parents=True, exist_ok=True)
     ensure_secret_key(settings)
+    ensure_api_token(settings)
     upgrade(settings.database_url)
     log.info("database is at the newest schema")
 
@@ -122,6 +123,8 @@ def run(settings: Settings, host: str, port: int) -> int:
         child.proc = subprocess.Popen(child.argv, env=env)
     print(f"intake: serving on http://{host}:{port}  (data: {settings.data_dir}, "
           f"bundles: {settings.fhir_base_url or settings.outbox_dir})", flush=True)
+    if not settings.api_token:
+        print(f"intake: /api token in {settings.data_dir / 'api_token'}", flush=True)
 
     status = 0
     try:

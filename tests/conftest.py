@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 import redis
+from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 
 from intake.serve import free_port, redis_server_binary
@@ -171,7 +172,7 @@ def migrated_url(database_url: str) -> str:
 @pytest.fixture
 def make_app(tmp_path: Path) -> Callable[..., Any]:
     """Factory: an app on the given database (migrated) and broker."""
-    from intake import create_app
+    from intake import create_app, state
     from intake.storage.migrate import upgrade
 
     def make(database_url: str, redis_url: str | None = None, **extra: Any) -> Any:
@@ -181,9 +182,22 @@ def make_app(tmp_path: Path) -> Callable[..., Any]:
                                   "broker_timeout": "1", **extra}
         app = create_app(config)
         app.testing = True
+        app.test_client_class = authorised_client(state(app).api_token)
         return app
 
     return make
+
+
+def authorised_client(token: str) -> type[FlaskClient]:
+    """A test client that sends the /api bearer token unless a test sets its own
+    Authorization header (explicit headers override these defaults)."""
+
+    class Client(FlaskClient):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+
+    return Client
 
 
 @pytest.fixture

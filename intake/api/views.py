@@ -40,9 +40,7 @@ def internal_error(_exc: Exception) -> tuple[Response, int]:
 
 @bp.before_request
 def _authenticate() -> tuple[Response, int] | None:
-    token = state().settings.api_token
-    if token is None:
-        return None
+    token = state().api_token
     given = request.headers.get("Authorization", "")
     if not (given.startswith("Bearer ")
             and hmac.compare_digest(given.removeprefix("Bearer ").encode(), token.encode())):

@@ -31,15 +31,13 @@ def readyz() -> tuple[Response, int]:
 
 @bp.get("/metrics")
 def metrics() -> Response | tuple[Response, int]:
-    """Prometheus text: counts and ages, no patient data. Behind INTAKE_API_TOKEN when set."""
+    """Prometheus text: counts and ages, no patient data; behind the API token."""
     from intake.health.metrics import render
 
     st = state()
-    token = st.settings.api_token
-    if token is not None:
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ")
-        if not hmac.compare_digest(given.encode(), token.encode()):
-            return jsonify({"error": "a valid bearer token is required"}), 401
+    given = request.headers.get("Authorization", "").removeprefix("Bearer ")
+    if not hmac.compare_digest(given.encode(), st.api_token.encode()):
+        return jsonify({"error": "a valid bearer token is required"}), 401
     with st.sessions() as session:
         body = render(session)
     return Response(body, mimetype="text/plain; version=0.0.4")

@@ -137,12 +137,35 @@ def test_walk_in_demographics_are_kept(api: Any) -> None:
 
 def test_api_token_when_configured(make_app: Callable[..., Any], sqlite_url: str) -> None:
     client = make_app(sqlite_url, api_token="s3cret-token").test_client()
-    assert client.post("/api/intakes", json=GOOD).status_code == 401
+    assert client.post("/api/intakes", json=GOOD,
+                       headers={"Authorization": ""}).status_code == 401
     bad = client.post("/api/intakes", json=GOOD, headers={"Authorization": "Bearer nope"})
     assert bad.status_code == 401
     ok = client.post("/api/intakes", json=GOOD,
                      headers={"Authorization": "Bearer s3cret-token"})
     assert ok.status_code == 202
+
+
+def test_api_is_closed_without_configuration(tmp_path: Any, sqlite_url: str) -> None:
+    """No token configured: one is generated into the data folder, never an open API."""
+    from intake import create_app
+    from intake.storage.migrate import upgrade
+
+    upgrade(sqlite_url)
+    data = tmp_path / "fresh"
+    app = create_app({"data_dir": str(data), "database_url": sqlite_url})
+    client = app.test_client()
+    assert client.post("/api/intakes", json=GOOD).status_code == 401
+    assert client.get("/metrics").status_code == 401
+    token_file = data / "api_token"
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    token = token_file.read_text().strip()
+    assert len(token) >= 32
+    auth = {"Authorization": f"Bearer {token}"}
+    assert client.post("/api/intakes", json=GOOD, headers=auth).status_code == 202
+    # A second process (another gunicorn worker) reads the same token.
+    again = create_app({"data_dir": str(data), "database_url": sqlite_url})
+    assert state(again).api_token == token
 
 
 def test_submission_succeeds_when_the_broker_is_down(make_app: Callable[..., Any],
@@ -190,7 +213,7 @@ def test_metrics_count_states_without_patient_data(make_app: Callable[..., Any],
     auth = {"Authorization": "Bearer metrics-token"}
     for _ in range(2):
         client.post("/api/intakes", json=GOOD, headers=auth)
-    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", headers={"Authorization": ""}).status_code == 401
     text = client.get("/metrics", headers=auth).get_data(as_text=True)
     assert 'intake_intakes{status="received"} 2' in text
     assert 'intake_jobs_pending{kind="triage"} 2' in text

@@ -57,9 +57,11 @@ def test_audit_verify(tmp_path: Path, clean_redis: str) -> None:
     assert run(["db", "upgrade"], env).returncode == 0
     app = create_app({"data_dir": str(tmp_path), "redis_url": clean_redis})
     client = app.test_client()
+    auth = {"Authorization": f"Bearer {(tmp_path / 'api_token').read_text().strip()}"}
     for c in ("pub-01", "pub-02"):
         answers = json.loads((CASES_DIR / f"{c}.json").read_text())["answers"]
-        assert client.post("/api/intakes", json={"answers": answers}).status_code == 202
+        assert client.post("/api/intakes", json={"answers": answers},
+                           headers=auth).status_code == 202
     ok = run(["audit", "verify"], env)
     assert ok.returncode == 0 and "2 events checked, 0 problems" in ok.stdout
     import sqlite3

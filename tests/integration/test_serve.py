@@ -38,13 +38,17 @@ def test_serve_delivers_an_intake_and_stops_cleanly(tmp_path: Path) -> None:
                 return False
 
         wait_for(ready, 60, 0.2, "intake serve to be ready")
+        auth = {"Authorization": f"Bearer {(data / 'api_token').read_text().strip()}"}
+        assert requests.post(f"{base}/api/intakes", json={"answers": {}},
+                             timeout=10).status_code == 401
         resp = requests.post(f"{base}/api/intakes", json={"answers": case("pub-08")["answers"]},
-                             timeout=10)
+                             headers=auth, timeout=10)
         assert resp.status_code == 202
         intake_id = resp.json()["id"]
 
         def delivered() -> dict[str, object] | None:
-            body = requests.get(f"{base}/api/intakes/{intake_id}", timeout=5).json()
+            body = requests.get(f"{base}/api/intakes/{intake_id}", headers=auth,
+                                timeout=5).json()
             return body if body["status"] == "delivered" else None
 
         body = wait_for(delivered, 60, 0.2, "the intake to be delivered")
