@@ -50,6 +50,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
     )
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    if settings.proxy_hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # Trust exactly the configured proxies: the client address then feeds the
+        # PIN lock-out, and the scheme marks cookies Secure.
+        n = settings.proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     app.extensions["intake"] = AppState(
         settings=settings,
         api_token=ensure_api_token(settings),

@@ -86,6 +86,15 @@ def _parse_db_url(raw: str) -> str:
     return value
 
 
+def _parse_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"must be true or false, got {raw!r}")
+
+
 def _parse_str(raw: str) -> str:
     value = raw.strip()
     if not value:
@@ -190,6 +199,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("api_token", _parse_str, None,
             "Bearer token required by /api and /metrics. Unset: generated once and kept "
             "in DATA_DIR/api_token (readable by the owner only).", secret=True),
+    Setting("proxy_hops", _parse_int(0, 5), "0",
+            "Reverse proxies in front of the app whose X-Forwarded-For, -Proto and -Host "
+            "headers are trusted (1 behind one TLS proxy). 0: the app is reached directly. "
+            "Needed behind a proxy so the staff-PIN lock-out counts per real client and "
+            "cookies are marked Secure."),
     Setting("fhir_base_url", _parse_url("http", "https"), None,
             "Base URL of the record system's FHIR R4 API. Unset: bundles are written to "
             "DATA_DIR/outbox/."),
@@ -207,6 +221,10 @@ SETTINGS: tuple[Setting, ...] = (
             "Signature algorithm of the client assertion: RS384 or ES384."),
     Setting("smart_scope", _parse_str, "system/*.write system/*.read",
             "Scopes requested from the token endpoint."),
+    Setting("fhir_create_patients", _parse_bool, "false",
+            "With a record number the record system does not know: false refuses the "
+            "delivery (404, shown as 'delivery failed'); true creates a Patient holding "
+            "only that number."),
     Setting("fhir_timeout", _parse_float(1, 300), "30",
             "Seconds to wait for the record system before treating an attempt as failed."),
     Setting("record_number_system", _parse_str,
@@ -292,6 +310,7 @@ class Settings:
     redis_url: str | None
     secret_key: str | None
     api_token: str | None
+    proxy_hops: int
     fhir_base_url: str | None
     fhir_auth: str
     fhir_token: str | None
@@ -300,6 +319,7 @@ class Settings:
     smart_key_id: str | None
     smart_alg: str
     smart_scope: str
+    fhir_create_patients: bool
     fhir_timeout: float
     record_number_system: str
     max_body_bytes: int

@@ -62,4 +62,5 @@ def build_bundle(intake: Intake, result: TriageResult, settings: Settings) -> di
         received_at=intake.received_at,
         triaged_at=result.created_at,
         plugin_version=plugin_version(),
+        create_patient_if_missing=settings.fhir_create_patients,
     ))

@@ -101,7 +101,8 @@ class Intake(Base):
     revision: Mapped[int] = mapped_column(Integer, default=1)
     status: Mapped[str] = mapped_column(String(20), index=True)
     status_reason: Mapped[str | None] = mapped_column(Text)
-    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Indexed: the desk and the worklist list recent intakes by it.
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     triaged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     triage_failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -111,6 +111,16 @@ def test_unknown_record_number_is_rejected_not_invented(ehr: Callable[..., Any],
     assert fhir_server.count("QuestionnaireResponse") == 0
 
 
+def test_unknown_record_number_creates_a_patient_when_configured(
+        ehr: Callable[..., Any], fhir_server: FhirTestServer) -> None:
+    client = ehr(fhir_create_patients="true")
+    intake_id = _submit(client, "pub-09", record_number="NEW-77")
+    body = wait_for(lambda: _final(client, intake_id), 60, 0.2, "a final state")
+    assert body["status"] == "delivered"
+    patients = fhir_server.search("Patient", "identifier=NEW-77")
+    assert len(patients) == 1 and "name" not in patients[0]  # the number only
+
+
 def test_smart_backend_services_from_the_worker(ehr: Callable[..., Any],
                                                 fhir_server: FhirTestServer,
                                                 tmp_path: Path) -> None:
