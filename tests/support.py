@@ -86,6 +86,7 @@ def npm_ci(folder: Path) -> bool:
     from installing at once. Returns True when it installed."""
     import fcntl
     import hashlib
+    import os
     import subprocess
     import tempfile
 
@@ -102,7 +103,13 @@ def npm_ci(folder: Path) -> bool:
         fcntl.flock(guard, fcntl.LOCK_EX)
         if current():
             return False
+        env = dict(os.environ)
+        # Node trusts only its bundled CAs; behind a TLS-inspecting proxy the
+        # registry is reachable only with the system's CA bundle (Debian's path).
+        system_ca = Path("/etc/ssl/certs/ca-certificates.crt")
+        if "NODE_EXTRA_CA_CERTS" not in env and system_ca.is_file():
+            env["NODE_EXTRA_CA_CERTS"] = str(system_ca)
         subprocess.run([*npm_command(), "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-                       cwd=folder, check=True, timeout=600)
+                       cwd=folder, env=env, check=True, timeout=600)
         stamp.write_text(digest + "\n")
     return True
