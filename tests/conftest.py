@@ -189,13 +189,16 @@ def make_app(tmp_path: Path) -> Callable[..., Any]:
 
 
 def authorised_client(token: str) -> type[FlaskClient]:
-    """A test client that sends the /api bearer token unless a test sets its own
-    Authorization header (explicit headers override these defaults)."""
+    """A test client that sends the /api bearer token to /api and /metrics unless a
+    test sets its own Authorization header."""
 
     class Client(FlaskClient):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+        def open(self, *args: Any, **kwargs: Any) -> Any:
+            path = args[0] if args and isinstance(args[0], str) else kwargs.get("path", "")
+            headers = dict(kwargs.pop("headers", None) or {})
+            if str(path).startswith(("/api/", "/metrics")):
+                headers.setdefault("Authorization", f"Bearer {token}")
+            return super().open(*args, headers=headers, **kwargs)
 
     return Client
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import uuid
 from typing import Any
 
@@ -14,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 from intake import audit, intakes, pipeline, state
 from intake.api import bp
 from intake.api.schemas import IdempotencyKeySchema, SubmitIntakeSchema
+from intake.bearer import bearer_matches
 from intake.clinical import AnswerError, parse_simple_answers
 from intake.storage.models import DeliveryAttempt, Intake, Job, JobKind, JobState
 
@@ -40,10 +40,7 @@ def internal_error(_exc: Exception) -> tuple[Response, int]:
 
 @bp.before_request
 def _authenticate() -> tuple[Response, int] | None:
-    token = state().api_token
-    given = request.headers.get("Authorization", "")
-    if not (given.startswith("Bearer ")
-            and hmac.compare_digest(given.removeprefix("Bearer ").encode(), token.encode())):
+    if not bearer_matches(request.headers.get("Authorization"), state().api_token):
         return _error(401, {}, "a valid bearer token is required")
     return None
 

@@ -14,7 +14,6 @@ Clients that cannot sign may use the shared token ``INTAKE_CDS_TOKEN`` instead
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import os
@@ -27,6 +26,7 @@ from urllib.parse import urlsplit
 
 import jwt
 
+from intake.bearer import bearer_matches, bearer_token
 from intake.config import Settings
 
 log = logging.getLogger(__name__)
@@ -55,12 +55,10 @@ def authenticate(authorization: str | None, settings: Settings,
     if not settings.cds_jwks and not settings.cds_token:
         raise AuthError("the CDS service is disabled: configure INTAKE_CDS_JWKS (with "
                         "INTAKE_CDS_ISSUERS) or INTAKE_CDS_TOKEN")
-    scheme, _, given = (authorization or "").partition(" ")
-    given = given.strip()
-    if scheme.lower() != "bearer" or not given:
+    given = bearer_token(authorization)
+    if given is None:
         raise AuthError("a bearer token is required")
-    if settings.cds_token and hmac.compare_digest(given.encode(),
-                                                  settings.cds_token.encode()):
+    if settings.cds_token and bearer_matches(authorization, settings.cds_token):
         return Caller(SHARED_CLIENT)
     if settings.cds_jwks and given.count(".") == 2:
         return Caller(_verify_jwt(given, settings, audiences))

@@ -13,7 +13,6 @@ Status codes:
 
 from __future__ import annotations
 
-import hmac
 import re
 from collections.abc import Iterable
 
@@ -21,6 +20,7 @@ from flask import Response, request, url_for
 from werkzeug.datastructures import MultiDict
 
 from intake import state
+from intake.bearer import bearer_matches
 from intake.clinical import load_questionnaire
 from intake.constants import QUESTIONNAIRE_ID, QUESTIONNAIRE_URL, QUESTIONNAIRE_VERSION
 from intake.fhirapi import bp, services
@@ -73,9 +73,7 @@ def _negotiate_and_authenticate() -> None:
     if token is None:
         raise _unauthorized("the FHIR API is disabled: no token is configured "
                             "(INTAKE_FHIR_API_TOKEN)")
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(),
-                                                             token.encode()):
+    if not bearer_matches(request.headers.get("Authorization"), token):
         raise _unauthorized("a valid bearer token is required")
 
 

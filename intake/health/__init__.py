@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import hmac
-
 from flask import Blueprint, Response, jsonify, request
 
 from intake import state
+from intake.bearer import bearer_matches
 from intake.health.checks import check_broker, check_database
 
 bp = Blueprint("health", __name__)
@@ -35,8 +34,7 @@ def metrics() -> Response | tuple[Response, int]:
     from intake.health.metrics import render
 
     st = state()
-    given = request.headers.get("Authorization", "").removeprefix("Bearer ")
-    if not hmac.compare_digest(given.encode(), st.api_token.encode()):
+    if not bearer_matches(request.headers.get("Authorization"), st.api_token):
         return jsonify({"error": "a valid bearer token is required"}), 401
     with st.sessions() as session:
         body = render(session)
