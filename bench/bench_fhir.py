@@ -27,7 +27,8 @@ from typing import Any
 
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "fhir"))
+_TESTS = Path(__file__).resolve().parents[1] / "tests"
+sys.path[:0] = [str(_TESTS / "fhir"), str(_TESTS)]  # fhir_helpers and the support it uses
 
 from fhir_helpers import load_cases, make_input, start_server  # noqa: E402
 
