@@ -18,8 +18,9 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -49,9 +50,16 @@ class Caller:
     client: str
 
 
+# Records a JWT as used: (issuer, jti, expiry) -> False when it was seen before.
+RememberJti = Callable[[str, str, datetime], bool]
+
+
 def authenticate(authorization: str | None, settings: Settings,
-                 audiences: Sequence[str]) -> Caller:
-    """Check the Authorization header of a CDS call; raise :class:`AuthError`."""
+                 audiences: Sequence[str], remember_jti: RememberJti) -> Caller:
+    """Check the Authorization header of a CDS call; raise :class:`AuthError`.
+
+    ``remember_jti`` stores each accepted JWT's ``jti`` (shared by every web worker),
+    so one token serves one call, as CDS Hooks intends."""
     if not settings.cds_jwks and not settings.cds_token:
         raise AuthError("the CDS service is disabled: configure INTAKE_CDS_JWKS (with "
                         "INTAKE_CDS_ISSUERS) or INTAKE_CDS_TOKEN")
@@ -61,11 +69,15 @@ def authenticate(authorization: str | None, settings: Settings,
     if settings.cds_token and bearer_matches(authorization, settings.cds_token):
         return Caller(SHARED_CLIENT)
     if settings.cds_jwks and given.count(".") == 2:
-        return Caller(_verify_jwt(given, settings, audiences))
+        issuer, jti, expires = _verify_jwt(given, settings, audiences)
+        if not remember_jti(issuer, jti, expires):
+            raise AuthError("the JWT was already used (its jti was seen before)")
+        return Caller(issuer)
     raise AuthError("the bearer token is not valid")
 
 
-def _verify_jwt(token: str, settings: Settings, audiences: Sequence[str]) -> str:
+def _verify_jwt(token: str, settings: Settings,
+                audiences: Sequence[str]) -> tuple[str, str, datetime]:
     assert settings.cds_jwks is not None and settings.cds_issuers is not None
     try:
         header = jwt.get_unverified_header(token)
@@ -95,7 +107,11 @@ def _verify_jwt(token: str, settings: Settings, audiences: Sequence[str]) -> str
         raise AuthError(f"the JWT lacks the {exc.claim} claim") from None
     except (jwt.PyJWTError, ValueError, TypeError):
         raise AuthError("the JWT signature does not verify") from None
-    return str(claims["iss"])
+    jti = claims["jti"]
+    if not isinstance(jti, str) or not jti:
+        raise AuthError("the JWT jti must be a non-empty string")
+    expires = datetime.fromtimestamp(float(claims["exp"]) + LEEWAY_SECONDS, tz=UTC)
+    return str(claims["iss"]), jti, expires
 
 
 # --- keys -------------------------------------------------------------------

@@ -8,10 +8,14 @@ service and its feedback endpoint need the client's JWT or the shared token, wit
 
 from __future__ import annotations
 
+import hashlib
+from datetime import datetime
 from typing import Any
 
 from flask import Response, jsonify, request, url_for
 from marshmallow import ValidationError
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
 
 from intake import state
 from intake.cds import bp, services
@@ -19,6 +23,7 @@ from intake.cds.auth import AuthError, Caller, authenticate
 from intake.cds.schemas import FeedbackSchema, HookRequestSchema
 from intake.constants import CDS_SERVICE_ID
 from intake.fhirapi.validation import load_json
+from intake.storage.models import CdsJwtSeen, utcnow
 
 _hook_schema = HookRequestSchema()
 _feedback_schema = FeedbackSchema()
@@ -42,13 +47,27 @@ def _endpoint_url(endpoint: str, **values: Any) -> str:
     return url_for(endpoint, _external=True, **values)
 
 
+def _remember_jti(issuer: str, jti: str, expires: datetime) -> bool:
+    """Store the JWT as used, in its own transaction; False when it was used before.
+    Expired entries are dropped on the way (their tokens fail the exp check anyway)."""
+    key = hashlib.sha256(f"{issuer}\n{jti}".encode()).hexdigest()
+    try:
+        with state().sessions.begin() as session:
+            session.execute(delete(CdsJwtSeen).where(CdsJwtSeen.expires_at < utcnow()))
+            session.add(CdsJwtSeen(key=key, expires_at=expires))
+    except IntegrityError:
+        return False
+    return True
+
+
 def _caller(service_id: str) -> Caller:
     if service_id != CDS_SERVICE_ID:
         raise services.CdsError(404, "no such CDS service")
     audiences = [_endpoint_url("cds.call_service", service_id=service_id),
                  _endpoint_url("cds.feedback", service_id=service_id)]
     try:
-        return authenticate(request.headers.get("Authorization"), state().settings, audiences)
+        return authenticate(request.headers.get("Authorization"), state().settings, audiences,
+                            _remember_jti)
     except AuthError as exc:
         raise services.CdsError(401, str(exc)) from None
 

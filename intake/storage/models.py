@@ -298,3 +298,16 @@ class CdsFeedback(Base):
     client: Mapped[str] = mapped_column(String(300))
 
     card: Mapped[CdsCard] = relationship(back_populates="feedback")
+
+
+class CdsJwtSeen(Base):
+    """CDS client JWTs already accepted, so a captured token cannot be replayed.
+
+    Keyed by SHA-256 of issuer and jti (no patient data); kept until the token's
+    expiry, after which its ``exp`` check refuses it anyway.
+    """
+
+    __tablename__ = "cds_jwt_seen"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

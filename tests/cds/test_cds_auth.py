@@ -56,6 +56,35 @@ def test_a_signed_jwt_is_accepted(jwt_app: Any, key: ClientKey) -> None:
                  ).status_code == 200
 
 
+def test_a_jwt_serves_one_call_only(jwt_app: Any, key: ClientKey) -> None:
+    """CDS Hooks JWTs carry a jti so a captured token cannot be replayed."""
+    token = key.token()
+    assert _call(jwt_app, f"Bearer {token}").status_code == 200
+    before = stored(jwt_app)
+    replay = _call(jwt_app, f"Bearer {token}")
+    assert replay.status_code == 401
+    assert "already used" in replay.get_json()["error"]
+    assert stored(jwt_app) == before
+    # A fresh token that reuses a jti value is refused as well.
+    assert _call(jwt_app, f"Bearer {key.token(jti='shared-1')}").status_code == 200
+    assert _call(jwt_app, f"Bearer {key.token(jti='shared-1')}").status_code == 401
+
+
+def test_expired_entries_are_dropped(jwt_app: Any, key: ClientKey) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import func, select
+
+    from intake import state
+    from intake.storage.models import CdsJwtSeen, utcnow
+
+    with state(jwt_app).sessions.begin() as s:
+        s.add(CdsJwtSeen(key="0" * 64, expires_at=utcnow() - timedelta(minutes=1)))
+    assert _call(jwt_app, f"Bearer {key.token()}").status_code == 200
+    with state(jwt_app).sessions() as s:
+        assert s.scalar(select(func.count()).select_from(CdsJwtSeen)) == 1
+
+
 def _forged(key: ClientKey) -> list[tuple[str, str | None, str]]:
     """(label, Authorization header, what the error says)."""
     other = ClientKey.new("ehr-key-1")  # same kid, another key: a forgery
