@@ -15,40 +15,36 @@ import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 PREFIX = "INTAKE_"
+N = TypeVar("N", int, float)
 
 
 class ConfigError(Exception):
     """A setting is missing or malformed; the message names the variable."""
 
 
-def _parse_int(minimum: int, maximum: int) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
+def _parse_range(kind: type[N], minimum: N, maximum: N, what: str) -> Callable[[str], N]:
+    def parse(raw: str) -> N:
         try:
-            value = int(raw.strip())
+            value = kind(raw.strip())
         except ValueError:
-            raise ValueError(f"expected a whole number, got {raw!r}") from None
+            raise ValueError(f"expected {what}, got {raw!r}") from None
         if not minimum <= value <= maximum:
             raise ValueError(f"must be between {minimum} and {maximum}, got {value}")
         return value
 
     return parse
+
+
+def _parse_int(minimum: int, maximum: int) -> Callable[[str], int]:
+    return _parse_range(int, minimum, maximum, "a whole number")
 
 
 def _parse_float(minimum: float, maximum: float) -> Callable[[str], float]:
-    def parse(raw: str) -> float:
-        try:
-            value = float(raw.strip())
-        except ValueError:
-            raise ValueError(f"expected a number, got {raw!r}") from None
-        if not minimum <= value <= maximum:
-            raise ValueError(f"must be between {minimum} and {maximum}, got {value}")
-        return value
-
-    return parse
+    return _parse_range(float, float(minimum), float(maximum), "a number")
 
 
 def _parse_choice(*choices: str) -> Callable[[str], str]:

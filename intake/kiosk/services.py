@@ -27,6 +27,7 @@ from intake import audit, pipeline
 from intake.clinical import evaluate, parse_simple_answers
 from intake.config import Settings
 from intake.kiosk.form import Section, TabletForm
+from intake.pipeline import Clock
 from intake.storage.models import (
     Intake,
     IntakeStatus,
@@ -37,7 +38,6 @@ from intake.storage.models import (
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 EndReason = Literal["timeout", "cancel", "replaced"]
 SOURCE = "kiosk"
 ACTOR = "kiosk"
