@@ -70,9 +70,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(health_bp)
     app.register_blueprint(api_bp, url_prefix="/api")
 
+    from intake.auth import bp as auth_bp
     from intake.desk import bp as desk_bp
     from intake.kiosk import bp as kiosk_bp
 
+    app.register_blueprint(auth_bp, url_prefix="/auth")
     app.register_blueprint(kiosk_bp, url_prefix="/kiosk")
     app.register_blueprint(desk_bp, url_prefix="/desk")
 

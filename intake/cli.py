@@ -66,6 +66,100 @@ def db_upgrade() -> None:
 
 
 @main.group()
+def users() -> None:
+    """Staff accounts (practitioner, front_desk, admin)."""
+
+
+def _read_password(confirm: bool) -> str:
+    """From a prompt on a terminal, else the first line of standard input (scripts)."""
+    if sys.stdin.isatty():
+        value: str = click.prompt("Password", hide_input=True,
+                                  confirmation_prompt=confirm)
+        return value
+    line = sys.stdin.readline()
+    if not line.strip():
+        raise click.ClickException("no password on standard input")
+    return line.rstrip("\r\n")
+
+
+def _user_command(action: Any) -> None:
+    from intake.auth.passwords import PasswordRejected
+    from intake.auth.users import UserError
+    from intake.storage.db import session_factory
+    from intake.storage.migrate import upgrade
+
+    settings = _settings()
+    upgrade(settings.database_url)
+    try:
+        with session_factory(settings.database_url).begin() as session:
+            action(session)
+    except (UserError, PasswordRejected) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@users.command("create")
+@click.argument("name")
+@click.option("--role", required=True,
+              type=click.Choice(["practitioner", "front_desk", "admin"]))
+def users_create(name: str, role: str) -> None:
+    """Add a user; the password comes from a prompt or standard input."""
+    from intake.auth.users import create_user
+    from intake.storage.models import utcnow
+
+    password = _read_password(confirm=True)
+    _user_command(lambda s: create_user(s, name, role, password, actor="cli", now=utcnow()))
+    click.echo(f"user {name.strip().lower()} created ({role})")
+
+
+@users.command("disable")
+@click.argument("name")
+def users_disable(name: str) -> None:
+    """Stop a user signing in and end their open sessions."""
+    from intake.auth.users import disable_user
+
+    _user_command(lambda s: disable_user(s, name, actor="cli"))
+    click.echo(f"user {name.strip().lower()} disabled")
+
+
+@users.command("enable")
+@click.argument("name")
+def users_enable(name: str) -> None:
+    """Let a disabled user sign in again."""
+    from intake.auth.users import enable_user
+
+    _user_command(lambda s: enable_user(s, name, actor="cli"))
+    click.echo(f"user {name.strip().lower()} enabled")
+
+
+@users.command("reset-password")
+@click.argument("name")
+def users_reset_password(name: str) -> None:
+    """Set a new password (prompt or standard input); ends the user's sessions."""
+    from intake.auth.users import reset_password
+    from intake.storage.models import utcnow
+
+    password = _read_password(confirm=True)
+    _user_command(lambda s: reset_password(s, name, password, actor="cli", now=utcnow()))
+    click.echo(f"password of {name.strip().lower()} reset")
+
+
+@users.command("list")
+def users_list() -> None:
+    """Every user with role and state (no hashes)."""
+    from sqlalchemy import select
+
+    from intake.storage.db import session_factory
+    from intake.storage.migrate import upgrade
+    from intake.storage.models import User
+
+    settings = _settings()
+    upgrade(settings.database_url)
+    with session_factory(settings.database_url)() as session:
+        for user in session.execute(select(User).order_by(User.name)).scalars():
+            click.echo(f"{user.name}\t{user.role}\t{'active' if user.active else 'disabled'}")
+
+
+@main.group()
 def audit() -> None:
     """The audit trail."""
 

@@ -271,8 +271,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("desk_stream_seconds", _parse_float(2, 600), "25",
             "Longest life of one /desk live-alert stream before the browser reconnects "
             "(keep below gunicorn's worker timeout)."),
-    Setting("desk_session_hours", _parse_float(0.01, 24), "12",
-            "Hours a /desk sign-in lasts (the page says clearly when it has ended)."),
+    Setting("session_idle_minutes", _parse_float(1, 240), "15",
+            "Minutes without activity after which a staff sign-in (/review, /desk, "
+            "/admin) ends."),
+    Setting("session_max_hours", _parse_float(0.1, 24), "12",
+            "Hours after which a staff sign-in ends however active it is."),
     Setting("display_timezone", _parse_timezone, "Asia/Tokyo",
             "Time zone of the times shown on staff screens."),
     Setting("public_base_url", _parse_base_url, None,
@@ -335,7 +338,8 @@ class Settings:
     kiosk_done_seconds: float
     kiosk_sweep_interval: float
     desk_stream_seconds: float
-    desk_session_hours: float
+    session_idle_minutes: float
+    session_max_hours: float
     display_timezone: str
     public_base_url: str | None
     fhir_api_token: str | None

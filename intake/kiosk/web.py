@@ -89,7 +89,7 @@ def finish_response(response: Response) -> Response:
     headers = response.headers
     # Patient data must never be kept by the browser: not in the cache, not in the
     # back/forward cache. Static assets hold none and may be revalidated.
-    if request.path.startswith(("/kiosk/static/", "/desk/static/")):
+    if "/static/" in request.path:
         headers["Cache-Control"] = "no-cache"  # revalidated by ETag
     else:
         headers["Cache-Control"] = "no-store"
@@ -99,6 +99,10 @@ def finish_response(response: Response) -> Response:
     headers.setdefault("Referrer-Policy", "same-origin")  # cross-site: nothing
     headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
     headers.setdefault("X-Content-Type-Options", "nosniff")
+    if request.is_secure:
+        # Served over TLS (directly or behind INTAKE_PROXY_HOPS): browsers must never
+        # fall back to plain HTTP for this host.
+        headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     return response
 
 

@@ -71,13 +71,33 @@ class IntakeStatus(enum.StrEnum):
 
 class JobKind(enum.StrEnum):
     TRIAGE = "triage"
-    DELIVER = "deliver"
+    DELIVER = "deliver"  # a triage result to send (revision = the triage revision)
+    WRITEBACK = "writeback"  # a practitioner's change to send (revision = ReviewAction.seq)
+
+
+# Both kinds of delivery job are done by one delivery of the intake's current state.
+DELIVERY_KINDS = (JobKind.DELIVER, JobKind.WRITEBACK)
 
 
 class JobState(enum.StrEnum):
     PENDING = "pending"
     DONE = "done"
     FAILED = "failed"
+    # A delivery job whose content a newer delivery of the same intake carries.
+    SUPERSEDED = "superseded"
+
+
+class Role(enum.StrEnum):
+    PRACTITIONER = "practitioner"
+    FRONT_DESK = "front_desk"
+    ADMIN = "admin"
+
+
+class ReviewKind(enum.StrEnum):
+    ACKNOWLEDGE_FLAG = "acknowledge_flag"
+    CHANGE_DEPARTMENT = "change_department"
+    EXAM_FINDINGS = "exam_findings"
+    REVIEWED = "reviewed"
 
 
 class Intake(Base):
@@ -108,6 +128,13 @@ class Intake(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     delivery_failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The department a practitioner chose instead of the triage's (None: the triage's).
+    department_override: Mapped[str | None] = mapped_column(String(40))
+    # Number of review actions so far (ReviewAction.seq of the newest).
+    review_seq: Mapped[int] = mapped_column(Integer, default=0)
+    # Held by the one delivery of this intake running now, whichever job it serves.
+    delivery_lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
     triage_results: Mapped[list[TriageResult]] = relationship(
@@ -161,6 +188,8 @@ class TriageResult(Base):
     urgency: Mapped[str] = mapped_column(String(20), index=True)
     department: Mapped[str] = mapped_column(String(40))
     red_flag: Mapped[bool] = mapped_column(Boolean)
+    # ",CODE1,CODE2," (fired flag codes), so the worklist can filter by flag in SQL.
+    flag_codes: Mapped[str] = mapped_column(String(400), default=",")
     result: Mapped[dict[str, Any]] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -204,6 +233,9 @@ class AuditEvent(Base):
     entity_type: Mapped[str] = mapped_column(String(30))
     entity_id: Mapped[str] = mapped_column(String(64), index=True)
     detail: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    # Where the action came from: the client address of a web request, or the host
+    # and process of a worker or command ("" on events recorded before it existed).
+    source: Mapped[str] = mapped_column(String(100), default="")
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
 
@@ -311,3 +343,74 @@ class CdsJwtSeen(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class User(Base):
+    """A member of staff who signs in: a practitioner, the front desk or an admin."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # The sign-in name, stored as typed after NFKC normalisation and lower-casing.
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(20))
+    # argon2id (argon2-cffi's encoded form, parameters included).
+    password_hash: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_signins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class UserSession(Base):
+    """A signed-in browser. The cookie holds a random token; the row is keyed by its
+    SHA-256, so this table cannot be replayed as cookies. Ended (row deleted) at sign-out,
+    after the idle time-out, at the absolute lifetime, and when the user is disabled or
+    their password is reset."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    address: Mapped[str] = mapped_column(String(100), default="")
+
+    user: Mapped[User] = relationship()
+
+
+class ReviewAction(Base):
+    """One thing a practitioner did to an intake, in order (``seq`` per intake).
+
+    Each is written back to the record system: acknowledging a flag, changing the
+    department (with the reason), examination findings (which re-triage: a new intake
+    revision) and marking the intake reviewed. ``reason`` is staff free text: kept
+    here and sent to the record system, never logged or copied into the audit trail.
+    """
+
+    __tablename__ = "review_actions"
+    __table_args__ = (
+        UniqueConstraint("intake_id", "seq", name="uq_review_actions_intake_seq"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    intake_id: Mapped[str] = mapped_column(ForeignKey("intakes.id", ondelete="CASCADE"),
+                                           index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(20))
+    # The triage revision the practitioner was looking at (for exam findings: the
+    # revision they produce).
+    revision: Mapped[int] = mapped_column(Integer)
+    flag_code: Mapped[str | None] = mapped_column(String(40))
+    department: Mapped[str | None] = mapped_column(String(40))
+    previous_department: Mapped[str | None] = mapped_column(String(40))
+    reason: Mapped[str | None] = mapped_column(Text)
+    # Examination items entered (question id -> bool).
+    findings: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    user: Mapped[User] = relationship()

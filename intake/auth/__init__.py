@@ -1,0 +1,23 @@
+"""Staff sign-in and roles, for every staff page (/review, /desk, /admin).
+
+Users are rows with an argon2id password hash and one role (practitioner, front desk,
+admin). A sign-in creates a server-side session: the browser holds only a random token in
+an HttpOnly, SameSite=Strict cookie, a new one at every sign-in (so a token planted before
+sign-in is worthless). A session ends at sign-out, after ``INTAKE_SESSION_IDLE_MINUTES``
+without activity, at ``INTAKE_SESSION_MAX_HOURS`` however active, and when the user is
+disabled or their password reset. Wrong passwords lock the account for 15 minutes after
+five tries, and the client address after twenty (so one address cannot try many names).
+
+Views declare who may see them with :func:`require_roles`; the route test in
+``tests/auth`` walks every URL rule of the app, so a new page without it is caught.
+"""
+
+from flask import Blueprint
+
+bp = Blueprint("auth", __name__, static_folder="static", static_url_path="/static")
+
+from intake.auth.web import Principal, current_user, require_roles  # noqa: E402
+
+__all__ = ["Principal", "bp", "current_user", "require_roles"]
+
+from intake.auth import views as views  # noqa: E402,F401

@@ -1,0 +1,286 @@
+"""Users, sign-in and sessions: the domain side, no Flask (the CLI uses it too)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import secrets
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from intake import audit
+from intake.auth.passwords import (
+    check_rules,
+    dummy_hash,
+    hash_password,
+    needs_rehash,
+    verify_password,
+)
+from intake.storage.models import Role, StaffPinThrottle, User, UserSession
+
+log = logging.getLogger(__name__)
+
+MAX_ACCOUNT_FAILURES = 5
+ACCOUNT_LOCKOUT = timedelta(minutes=15)
+MAX_ADDRESS_FAILURES = 20
+ADDRESS_WINDOW = timedelta(minutes=15)
+# last_seen_at is written at most this often: a page's requests do not each write a row.
+TOUCH_EVERY = timedelta(seconds=20)
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
+
+
+class UserError(ValueError):
+    """A user command cannot be done; the message names the problem."""
+
+
+def normalise_name(name: str) -> str:
+    return unicodedata.normalize("NFKC", name).strip().lower()
+
+
+def parse_role(role: str) -> Role:
+    try:
+        return Role(role)
+    except ValueError:
+        raise UserError(f"unknown role {role!r}: use one of "
+                        f"{', '.join(r.value for r in Role)}") from None
+
+
+def find_user(session: Session, name: str) -> User | None:
+    return session.execute(
+        select(User).where(User.name == normalise_name(name))
+    ).scalar_one_or_none()
+
+
+def create_user(session: Session, name: str, role: str, password: str, *,
+                actor: str, now: datetime) -> User:
+    """Add a user (in the caller's transaction). Names are lower-case ASCII."""
+    clean = normalise_name(name)
+    if not NAME_RE.match(clean):
+        raise UserError("the user name must be 2 to 64 characters: letters a-z, digits, "
+                        "'.', '_' or '-', starting with a letter or digit")
+    role_value = parse_role(role)
+    check_rules(password, clean)
+    if find_user(session, clean) is not None:
+        raise UserError(f"a user named {clean!r} already exists")
+    user = User(name=clean, role=role_value.value, password_hash=hash_password(password),
+                active=True, failed_signins=0, created_at=now, password_changed_at=now)
+    try:
+        with session.begin_nested():
+            session.add(user)
+    except IntegrityError:
+        raise UserError(f"a user named {clean!r} already exists") from None
+    audit.record(session, actor=actor, action="user.created", entity_type="user",
+                 entity_id=clean, detail={"role": role_value.value})
+    return user
+
+
+def _existing(session: Session, name: str) -> User:
+    user = find_user(session, name)
+    if user is None:
+        raise UserError(f"no user named {normalise_name(name)!r}")
+    return user
+
+
+def disable_user(session: Session, name: str, *, actor: str) -> User:
+    """Stop a user signing in, and end their open sessions at once."""
+    user = _existing(session, name)
+    user.active = False
+    session.execute(delete(UserSession).where(UserSession.user_id == user.id))
+    audit.record(session, actor=actor, action="user.disabled", entity_type="user",
+                 entity_id=user.name)
+    return user
+
+
+def enable_user(session: Session, name: str, *, actor: str) -> User:
+    user = _existing(session, name)
+    user.active = True
+    user.failed_signins, user.locked_until = 0, None
+    audit.record(session, actor=actor, action="user.enabled", entity_type="user",
+                 entity_id=user.name)
+    return user
+
+
+def reset_password(session: Session, name: str, password: str, *, actor: str,
+                   now: datetime) -> User:
+    """Set a new password, lift a lock-out and end the user's open sessions."""
+    user = _existing(session, name)
+    check_rules(password, user.name)
+    user.password_hash = hash_password(password)
+    user.password_changed_at = now
+    user.failed_signins, user.locked_until = 0, None
+    session.execute(delete(UserSession).where(UserSession.user_id == user.id))
+    audit.record(session, actor=actor, action="user.password_reset", entity_type="user",
+                 entity_id=user.name)
+    return user
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """The verdict on one sign-in attempt."""
+
+    user: User | None = None
+    locked_minutes: int = 0  # > 0: refused without checking the password
+
+    @property
+    def ok(self) -> bool:
+        return self.user is not None
+
+
+def _address_key(address: str) -> str:
+    return hashlib.sha256(f"signin|{address}".encode()).hexdigest()
+
+
+def _minutes_left(until: datetime, now: datetime) -> int:
+    return max(1, int((until - now).total_seconds() + 59) // 60)
+
+
+def _address_locked(session: Session, key: str, now: datetime) -> int:
+    row = session.get(StaffPinThrottle, key, with_for_update=True)
+    if row is not None and row.locked_until is not None and row.locked_until > now:
+        return _minutes_left(row.locked_until, now)
+    return 0
+
+
+def _count_address_failure(session: Session, key: str, now: datetime) -> None:
+    row = session.get(StaffPinThrottle, key, with_for_update=True)
+    if row is None:
+        try:
+            with session.begin_nested():
+                row = StaffPinThrottle(client_key=key, failures=0, window_started_at=now)
+                session.add(row)
+        except IntegrityError:  # a concurrent first failure inserted it
+            row = session.get(StaffPinThrottle, key, with_for_update=True,
+                              populate_existing=True)
+            assert row is not None
+    if now - row.window_started_at > ADDRESS_WINDOW or row.locked_until is not None:
+        row.failures, row.window_started_at, row.locked_until = 0, now, None
+    row.failures += 1
+    if row.failures >= MAX_ADDRESS_FAILURES:
+        row.locked_until = now + ADDRESS_WINDOW
+        log.warning("sign-in locked for a client address after %d failures", row.failures)
+
+
+def authenticate(session: Session, name: str, password: str, *, address: str,
+                 now: datetime) -> SignIn:
+    """Check a sign-in under the lock-outs, in the caller's transaction (so failure
+    counts are committed with it). Audits the outcome; never logs the name typed for an
+    unknown user (it may be a password typed in the wrong box)."""
+    key = _address_key(address)
+    minutes = _address_locked(session, key, now)
+    if minutes:
+        return SignIn(locked_minutes=minutes)
+    user = find_user(session, name)
+    if user is not None and user.locked_until is not None and user.locked_until > now:
+        audit.record(session, actor=user.name, action="signin.refused_locked",
+                     entity_type="user", entity_id=user.name)
+        return SignIn(locked_minutes=_minutes_left(user.locked_until, now))
+    if user is None or not user.active:
+        verify_password(dummy_hash(), password)  # same time as a real check
+        _count_address_failure(session, key, now)
+        audit.record(session, actor="anonymous", action="signin.failed", entity_type="user",
+                     entity_id=user.name if user is not None else "(unknown)",
+                     detail={"reason": "disabled" if user is not None else "unknown user"})
+        return SignIn()
+    if not verify_password(user.password_hash, password):
+        _count_address_failure(session, key, now)
+        user.failed_signins += 1
+        detail: dict[str, object] = {"reason": "wrong password",
+                                     "failures": user.failed_signins}
+        if user.failed_signins >= MAX_ACCOUNT_FAILURES:
+            user.locked_until = now + ACCOUNT_LOCKOUT
+            user.failed_signins = 0
+            detail["locked_minutes"] = int(ACCOUNT_LOCKOUT.total_seconds() // 60)
+            log.warning("a user account was locked after %d wrong passwords",
+                        MAX_ACCOUNT_FAILURES)
+        audit.record(session, actor=user.name, action="signin.failed", entity_type="user",
+                     entity_id=user.name, detail=detail)
+        if user.locked_until is not None and user.locked_until > now:
+            return SignIn(locked_minutes=_minutes_left(user.locked_until, now))
+        return SignIn()
+    if needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    user.failed_signins, user.locked_until = 0, None
+    return SignIn(user=user)
+
+
+# --- sessions ---------------------------------------------------------------------
+
+
+def token_key(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def start_session(session: Session, user: User, *, address: str, now: datetime,
+                  max_age: timedelta) -> str:
+    """A new session for ``user``; returns the token for the cookie (never stored)."""
+    token = secrets.token_urlsafe(32)
+    session.add(UserSession(id=token_key(token), user_id=user.id, created_at=now,
+                            last_seen_at=now, expires_at=now + max_age,
+                            address=address[:100]))
+    audit.record(session, actor=user.name, action="signin.succeeded", entity_type="user",
+                 entity_id=user.name, detail={"role": user.role})
+    return token
+
+
+@dataclass(frozen=True)
+class Active:
+    """A valid session and its user, as the views see them."""
+
+    session_key: str
+    user_id: int
+    name: str
+    role: str
+    idle_deadline: datetime  # when the idle time-out ends it if nothing happens
+    expires_at: datetime
+
+
+def load_session(session: Session, token: str | None, *, now: datetime, idle: timedelta,
+                 touch: bool) -> Active | None:
+    """The session of ``token`` if it is still valid, else None (and an ended one is
+    deleted). ``touch`` counts this request as activity (a page, a form); background
+    requests (the live stream, the idle check) do not, so an open page still times out."""
+    if not token or len(token) > 100:
+        return None
+    row = session.get(UserSession, token_key(token))
+    if row is None:
+        return None
+    user = row.user
+    ended = (row.expires_at <= now or row.last_seen_at + idle <= now or not user.active)
+    if ended:
+        session.delete(row)
+        audit.record(session, actor=user.name, action="signin.expired", entity_type="user",
+                     entity_id=user.name,
+                     detail={"why": "lifetime" if row.expires_at <= now
+                             else "idle" if user.active else "disabled"})
+        return None
+    if touch and now - row.last_seen_at >= TOUCH_EVERY:
+        row.last_seen_at = now
+    return Active(session_key=row.id, user_id=user.id, name=user.name, role=user.role,
+                  idle_deadline=min(row.last_seen_at + idle, row.expires_at),
+                  expires_at=row.expires_at)
+
+
+def end_session(session: Session, token: str | None) -> str | None:
+    """Sign out: delete the session; returns the user's name if there was one."""
+    if not token or len(token) > 100:
+        return None
+    row = session.get(UserSession, token_key(token))
+    if row is None:
+        return None
+    name = row.user.name
+    session.delete(row)
+    audit.record(session, actor=name, action="signout", entity_type="user", entity_id=name)
+    return name
+
+
+def purge_expired(session: Session, now: datetime) -> int:
+    """Delete sessions past their absolute lifetime (idle ones go when next seen)."""
+    result = session.execute(delete(UserSession).where(UserSession.expires_at <= now))
+    count: int = result.rowcount  # type: ignore[attr-defined]
+    return count

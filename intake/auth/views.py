@@ -1,0 +1,135 @@
+"""Sign-in, sign-out and the session check the staff pages' script makes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import jsonify, render_template, request
+from marshmallow import Schema, ValidationError, fields, validate
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
+
+from intake import state
+from intake.auth import bp, users
+from intake.auth.i18n import translator
+from intake.auth.web import (
+    SESSION_COOKIE,
+    home_for,
+    load_principal,
+    max_age,
+    safe_next,
+)
+from intake.kiosk import i18n
+from intake.kiosk.web import check_csrf, csrf_token, finish_response, rotate_csrf, set_cookie
+from intake.storage.models import Role, utcnow
+
+
+class SignInForm(Schema):
+    class Meta:
+        unknown = "exclude"  # the CSRF token and the next path are read separately
+
+    name = fields.Str(required=True, validate=validate.Length(1, 64))
+    password = fields.Str(required=True, validate=validate.Length(1, 256))
+
+
+@bp.before_request
+def _csrf() -> None:
+    check_csrf()
+
+
+@bp.after_request
+def _headers(response: Response) -> Response:
+    return finish_response(response)
+
+
+def lang() -> str:
+    return i18n.negotiate(request.args.get("lang"), request.accept_languages.values())
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(exc: HTTPException) -> tuple[str, int]:
+    lg = lang()
+    t = translator(lg)
+    title = t("expired_title") if exc.code == 400 else t("error_title")
+    return render_template("staff/error.html", lang=lg, t=t, title=title, body=None,
+                           user=None), exc.code or 500
+
+
+def _form(error: str | None, status: int, nxt: str | None, name: str = "",
+          notice: str | None = None) -> tuple[str, int]:
+    lg = lang()
+    return render_template("auth/signin.html", lang=lg, t=translator(lg),
+                           csrf_token=csrf_token(), error=error, notice=notice,
+                           next=nxt or "", name=name, user=None), status
+
+
+@bp.get("/signin")
+def signin_form() -> tuple[str, int]:
+    notice = None
+    if request.args.get("timed_out") == "1":
+        notice = translator(lang())("timed_out")
+    elif request.args.get("signed_out") == "1":
+        notice = translator(lang())("signed_out")
+    return _form(None, 200, safe_next(request.args.get("next")), notice=notice)
+
+
+@bp.post("/signin")
+def signin() -> Any:
+    t = translator(lang())
+    nxt = safe_next(request.form.get("next"))
+    try:
+        data = SignInForm().load(request.form.to_dict())
+    except ValidationError:
+        return _form(t("err_input"), 422, nxt)
+    now = utcnow()
+    with state().sessions.begin() as session:
+        verdict = users.authenticate(session, data["name"], data["password"],
+                                     address=request.remote_addr or "unknown", now=now)
+        token = None
+        role = None
+        if verdict.user is not None:
+            role = Role(verdict.user.role)
+            token = users.start_session(session, verdict.user,
+                                        address=request.remote_addr or "unknown",
+                                        now=now, max_age=max_age())
+    if token is None or role is None:
+        if verdict.locked_minutes:
+            return _form(t("err_locked", m=verdict.locked_minutes), 429, nxt)
+        return _form(t("err_signin"), 403, nxt)
+    target = nxt or home_for(role)
+    response = Response(status=303, headers={"Location": target})
+    set_cookie(response, SESSION_COOKIE, token, "/")
+    rotate_csrf()  # forms rendered before sign-in stop working
+    return response
+
+
+@bp.post("/signout")
+def signout() -> Response:
+    with state().sessions.begin() as session:
+        users.end_session(session, request.cookies.get(SESSION_COOKIE))
+    response = Response(status=303, headers={"Location": "/auth/signin?signed_out=1"})
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="Strict",
+                           secure=request.is_secure)
+    rotate_csrf()
+    return response
+
+
+@bp.get("/state")
+def session_state() -> Response:
+    """For the staff pages' script: still signed in, and for how long without activity.
+    Does not count as activity."""
+    principal = load_principal(touch=False)
+    if principal is None:
+        return jsonify({"signed_in": False})
+    return jsonify({"signed_in": True, "seconds_left": int(principal.seconds_left),
+                    "role": principal.role.value})
+
+
+@bp.get("/keepalive")
+def keepalive() -> Response:
+    """The page's script reports that someone is using the page (a key, a click), which
+    counts as activity for the idle time-out."""
+    principal = load_principal(touch=True)
+    if principal is None:
+        return jsonify({"signed_in": False})
+    return jsonify({"signed_in": True})
