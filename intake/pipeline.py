@@ -35,6 +35,7 @@ from intake.config import Settings
 from intake.constants import QUESTIONNAIRE_URL, QUESTIONNAIRE_VERSION
 from intake.delivery.base import AttemptResult, DeliveryAdapter, Outcome
 from intake.storage.models import (
+    DELIVERY_KINDS,
     DeliveryAttempt,
     Intake,
     IntakeStatus,
@@ -199,7 +200,8 @@ def run_triage(session: Session, intake_id: str, *, clock: Clock = utcnow) -> Tr
             session.add(TriageResult(
                 intake_id=intake_id, revision=revision, ruleset=data["ruleset"],
                 urgency=data["urgency"], department=data["department"],
-                red_flag=bool(data["red_flag"]), result=data, created_at=now,
+                red_flag=bool(data["red_flag"]), flag_codes=flag_codes(data), result=data,
+                created_at=now,
             ))
     except IntegrityError:
         # A concurrent run stored this revision first; its result stands.
@@ -207,6 +209,8 @@ def run_triage(session: Session, intake_id: str, *, clock: Clock = utcnow) -> Tr
     if intake.status in (IntakeStatus.RECEIVED, IntakeStatus.TRIAGE_FAILED):
         intake.status = IntakeStatus.TRIAGED
         intake.status_reason = None
+    if revision > 1:
+        _reopen_if_new_red_flags(session, intake, data)
     intake.triaged_at = now
     _finish_job(session, intake_id, JobKind.TRIAGE, revision, now)
     _ensure_job(session, intake_id, JobKind.DELIVER, revision, now)
@@ -215,6 +219,31 @@ def run_triage(session: Session, intake_id: str, *, clock: Clock = utcnow) -> Tr
                  detail={"revision": revision, "ruleset": data["ruleset"],
                          "urgency": data["urgency"], "red_flag": bool(data["red_flag"])})
     return TriageOutcome("triaged", revision, data["urgency"])
+
+
+def flag_codes(result: Mapping[str, Any]) -> str:
+    """",CODE1,CODE2," for the worklist's flag filter (a LIKE on ',CODE,')."""
+    return ("," + "".join(f"{f['code']}," for f in result.get("flags", [])))[:400]
+
+
+def _reopen_if_new_red_flags(session: Session, intake: Intake,
+                             result: Mapping[str, Any]) -> None:
+    """Examination findings fired a red flag nobody has acknowledged: the intake is
+    open again (the desk alerts, the review Task goes back to in progress)."""
+    from intake.storage.models import ReviewAction, ReviewKind
+
+    acked = set(session.execute(
+        select(ReviewAction.flag_code).where(ReviewAction.intake_id == intake.id,
+                                             ReviewAction.kind == ReviewKind.ACKNOWLEDGE_FLAG)
+    ).scalars())
+    new_red = [f["code"] for f in result.get("flags", [])
+               if f.get("red_flag") and f["code"] not in acked]
+    if new_red:
+        if intake.status == IntakeStatus.ACKNOWLEDGED:
+            intake.status = IntakeStatus.DELIVERED if intake.delivered_at else \
+                IntakeStatus.TRIAGED
+        intake.acknowledged_at = None
+        intake.reviewed_at = None
 
 
 def _finish_job(session: Session, intake_id: str, kind: JobKind, revision: int,
@@ -248,6 +277,8 @@ class DeliveryStep:
 
     status: str  # "delivered", "retry", "failed", "already", "busy", "missing", "not_ready"
     retry_in: float | None = None
+    # Another change of the intake arrived during this attempt: deliver again now.
+    again: bool = False
 
 
 BundleBuilder = Callable[[Intake, TriageResult, Settings], dict[str, Any]]
@@ -275,26 +306,57 @@ def _rowcount(result: Any) -> int:
     return count
 
 
-def claim_delivery(session: Session, intake_id: str, revision: int, lease: float,
+def claim_delivery(session: Session, intake_id: str, lease: float,
                    clock: Clock = utcnow) -> Job | None:
-    """Take the delivery lease on this intake revision, or None if another holds it
-    or nothing is owed. One delivery per intake runs at a time."""
+    """Take the intake's delivery lease and return the job this delivery serves: the
+    newest pending delivery job (a triage result or a practitioner's change). None when
+    another delivery of the intake holds the lease, or nothing is owed.
+
+    The lease is on the intake row, not the job, because every delivery sends the
+    intake's whole current state: two deliveries of different jobs of one intake running
+    together could land in the wrong order and leave an older state in the record
+    system. Older pending jobs are marked superseded: the state sent now carries them.
+    """
     now = clock()
+    pending = list(session.execute(
+        select(Job).where(Job.intake_id == intake_id, Job.kind.in_(DELIVERY_KINDS),
+                          Job.state == JobState.PENDING).order_by(Job.id)
+    ).scalars())
+    if not pending:
+        return None
     claimed = _rowcount(session.execute(
-        update(Job)
-        .where(Job.intake_id == intake_id, Job.kind == JobKind.DELIVER,
-               Job.revision == revision, Job.state == JobState.PENDING,
-               or_(Job.lease_until.is_(None), Job.lease_until < now))
-        .values(lease_until=now + timedelta(seconds=lease), attempts=Job.attempts + 1)
+        update(Intake)
+        .where(Intake.id == intake_id,
+               or_(Intake.delivery_lease_until.is_(None),
+                   Intake.delivery_lease_until < now))
+        .values(delivery_lease_until=now + timedelta(seconds=lease))
         .execution_options(synchronize_session=False)
     ))
     if claimed != 1:
         return None
-    return session.execute(
-        select(Job).where(Job.intake_id == intake_id, Job.kind == JobKind.DELIVER,
-                          Job.revision == revision)
-        .execution_options(populate_existing=True)  # the UPDATE bypassed the session
-    ).scalar_one()
+    # Re-read under the lease: another delivery may have finished jobs meanwhile.
+    pending = list(session.execute(
+        select(Job).where(Job.intake_id == intake_id, Job.kind.in_(DELIVERY_KINDS),
+                          Job.state == JobState.PENDING).order_by(Job.id)
+        .execution_options(populate_existing=True)
+    ).scalars())
+    if not pending:
+        _release(session, intake_id)
+        return None
+    job = pending[-1]
+    for older in pending[:-1]:
+        older.state, older.finished_at, older.lease_until = JobState.SUPERSEDED, now, None
+        job.ambiguous = job.ambiguous or older.ambiguous
+    job.attempts += 1
+    job.lease_until = now + timedelta(seconds=lease)
+    session.flush()
+    return job
+
+
+def _release(session: Session, intake_id: str) -> None:
+    session.execute(update(Intake).where(Intake.id == intake_id)
+                    .values(delivery_lease_until=None)
+                    .execution_options(synchronize_session=False))
 
 
 def run_delivery(
@@ -307,7 +369,8 @@ def run_delivery(
     backoff: Backoff,
     clock: Clock = utcnow,
 ) -> DeliveryStep:
-    """One delivery attempt for the intake's newest triaged revision.
+    """One delivery attempt of the intake's current state (newest triage result and
+    the practitioners' changes), serving every delivery job pending on it.
 
     Three short transactions: claim the lease; make the attempt (no
     transaction open while the record system is slow); record the attempt and
@@ -323,18 +386,18 @@ def run_delivery(
         ).scalar_one_or_none()
         if result is None:
             return DeliveryStep("not_ready")
-        revision = result.revision
-        job = session.execute(
-            select(Job).where(Job.intake_id == intake_id, Job.kind == JobKind.DELIVER,
-                              Job.revision == revision)
-        ).scalar_one_or_none()
-        if job is None or job.state != JobState.PENDING:
+        owed = session.execute(
+            select(func.count()).select_from(Job)
+            .where(Job.intake_id == intake_id, Job.kind.in_(DELIVERY_KINDS),
+                   Job.state == JobState.PENDING)
+        ).scalar_one()
+        if not owed:
             return DeliveryStep("already")
-        job = claim_delivery(session, intake_id, revision, settings.delivery_lease, clock)
+        job = claim_delivery(session, intake_id, settings.delivery_lease, clock)
         if job is None:
             return DeliveryStep("busy")
-        attempt_no = job.attempts
-        after_ambiguous = job.ambiguous
+        job_id, attempt_no, after_ambiguous = job.id, job.attempts, job.ambiguous
+        revision = result.revision
         bundle = build_bundle(intake, result, settings)
         business_id = intake.business_id
 
@@ -348,13 +411,22 @@ def run_delivery(
         log.exception("delivery adapter raised for intake %s", intake_id)
 
     with sessions.begin() as session:
-        return _record_attempt(session, intake_id, revision, attempt_no, attempt, adapter,
-                               settings, backoff, clock)
+        return _record_attempt(session, intake_id, revision, job_id, attempt_no, attempt,
+                               adapter, settings, backoff, clock)
 
 
-def _record_attempt(session: Session, intake_id: str, revision: int, attempt_no: int,
-                    attempt: AttemptResult, adapter: DeliveryAdapter, settings: Settings,
-                    backoff: Backoff, clock: Clock) -> DeliveryStep:
+def _more_owed(session: Session, intake_id: str) -> bool:
+    """A change made while this delivery was under way is still to be sent."""
+    return bool(session.execute(
+        select(func.count()).select_from(Job)
+        .where(Job.intake_id == intake_id, Job.kind.in_(DELIVERY_KINDS),
+               Job.state == JobState.PENDING)
+    ).scalar_one())
+
+
+def _record_attempt(session: Session, intake_id: str, revision: int, job_id: int,
+                    attempt_no: int, attempt: AttemptResult, adapter: DeliveryAdapter,
+                    settings: Settings, backoff: Backoff, clock: Clock) -> DeliveryStep:
     now = clock()
     session.add(DeliveryAttempt(
         intake_id=intake_id, revision=revision, attempt_no=attempt_no, adapter=adapter.name,
@@ -363,21 +435,20 @@ def _record_attempt(session: Session, intake_id: str, revision: int, attempt_no:
         finished_at=attempt.finished_at,
     ))
     intake = session.get(Intake, intake_id)
-    job = session.execute(
-        select(Job).where(Job.intake_id == intake_id, Job.kind == JobKind.DELIVER,
-                          Job.revision == revision)
-    ).scalar_one()
-    assert intake is not None
+    job = session.get(Job, job_id)
+    assert intake is not None and job is not None
+    _release(session, intake_id)
     if attempt.outcome == Outcome.DELIVERED:
         job.state, job.finished_at, job.lease_until = JobState.DONE, now, None
-        if intake.status != IntakeStatus.ACKNOWLEDGED:
+        if intake.status not in (IntakeStatus.ACKNOWLEDGED,):
             intake.status = IntakeStatus.DELIVERED
         intake.delivered_at, intake.status_reason = now, None
         audit.record(session, actor=SYSTEM, action="intake.delivered", entity_type="intake",
                      entity_id=intake_id,
-                     detail={"revision": revision, "adapter": adapter.name,
+                     detail={"revision": revision, "job": job.kind, "adapter": adapter.name,
                              "attempt": attempt_no})
-        return DeliveryStep("delivered")
+        session.flush()
+        return DeliveryStep("delivered", again=_more_owed(session, intake_id))
 
     give_up = (attempt.outcome == Outcome.REJECTED
                or job.attempts >= settings.delivery_max_attempts)
@@ -391,11 +462,12 @@ def _record_attempt(session: Session, intake_id: str, revision: int, attempt_no:
         intake.delivery_failed_at, intake.status_reason = now, reason[:2000]
         audit.record(session, actor=SYSTEM, action="intake.delivery_failed",
                      entity_type="intake", entity_id=intake_id,
-                     detail={"revision": revision, "adapter": adapter.name,
+                     detail={"revision": revision, "job": job.kind, "adapter": adapter.name,
                              "attempt": attempt_no, "http_status": attempt.http_status})
         log.warning("delivery of intake %s failed for good (%s)", intake_id,
                     attempt.http_status or attempt.outcome.value)
-        return DeliveryStep("failed")
+        session.flush()
+        return DeliveryStep("failed", again=_more_owed(session, intake_id))
 
     delay = backoff(job.attempts, attempt.retry_after)
     job.lease_until = None
@@ -460,3 +532,30 @@ def sweep(sessions: sessionmaker[Session], send: Callable[[str, str], bool], *,
         if send(kind, intake_id):
             counts["sent"] += 1
     return counts
+
+
+# --- read side -----------------------------------------------------------------
+
+
+def delivery_states(session: Session, intake_ids: list[str]) -> dict[str, str]:
+    """Each intake's delivery state, as staff and the API show it: ``pending`` while any
+    delivery (first or write-back) is owed, else the outcome of the newest one
+    (``delivered`` / ``failed``), ``not_started`` before triage. One query for a page."""
+    out = {intake_id: "not_started" for intake_id in intake_ids}
+    if not intake_ids:
+        return out
+    rows = session.execute(
+        select(Job.intake_id, Job.state).where(
+            Job.intake_id.in_(intake_ids), Job.kind.in_(DELIVERY_KINDS),
+            Job.state != JobState.SUPERSEDED)
+        .order_by(Job.intake_id, Job.id)
+    ).all()
+    pending: set[str] = set()
+    for intake_id, job_state in rows:
+        if job_state == JobState.PENDING:
+            pending.add(intake_id)
+        out[intake_id] = {JobState.DONE: "delivered", JobState.FAILED: "failed"}.get(
+            JobState(job_state), "pending")
+    for intake_id in pending:
+        out[intake_id] = "pending"
+    return out

@@ -25,7 +25,8 @@ from workers import app, settings
 
 log = logging.getLogger(__name__)
 
-_TASK_FOR_KIND = {JobKind.TRIAGE.value: TASK_TRIAGE, JobKind.DELIVER.value: TASK_DELIVER}
+_TASK_FOR_KIND = {JobKind.TRIAGE.value: TASK_TRIAGE, JobKind.DELIVER.value: TASK_DELIVER,
+                  JobKind.WRITEBACK.value: TASK_DELIVER}
 _adapter: Any = None
 
 
@@ -82,6 +83,10 @@ def deliver(intake_id: str) -> str:
     if step.status == "retry" and step.retry_in is not None:
         # If this hand-over fails the sweeper finds the job after not_before.
         send(app, TASK_DELIVER, intake_id, countdown=step.retry_in)
+    elif step.again:
+        # A practitioner's change arrived while this attempt was under way (its own
+        # message found the intake busy): send the newer state now.
+        send(app, TASK_DELIVER, intake_id)
     return step.status
 
 

@@ -7,7 +7,6 @@ from typing import Any
 
 from flask import Response, jsonify, request, url_for
 from marshmallow import ValidationError
-from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
 from intake import audit, intakes, pipeline, state
@@ -15,7 +14,8 @@ from intake.api import bp
 from intake.api.schemas import IdempotencyKeySchema, SubmitIntakeSchema
 from intake.bearer import bearer_matches
 from intake.clinical import AnswerError, parse_simple_answers
-from intake.storage.models import DeliveryAttempt, Intake, Job, JobKind, JobState
+from intake.pipeline import delivery_states
+from intake.storage.models import DeliveryAttempt, Intake
 
 _submit_schema = SubmitIntakeSchema()
 _key_schema = IdempotencyKeySchema()
@@ -121,13 +121,7 @@ def get_intake(intake_id: str) -> tuple[Response, int] | Response:
             return _error(404, {}, "not found")
         result = intake.triage_results[-1] if intake.triage_results else None
         attempts = intake.delivery_attempts
-        deliver_job = session.execute(
-            select(Job).where(Job.intake_id == intake_id, Job.kind == JobKind.DELIVER)
-            .order_by(Job.revision.desc()).limit(1)).scalar_one_or_none()
-        delivery_state = "not_started"
-        if deliver_job is not None:
-            delivery_state = {JobState.PENDING: "pending", JobState.DONE: "delivered",
-                              JobState.FAILED: "failed"}[JobState(deliver_job.state)]
+        delivery_state = delivery_states(session, [intake_id])[intake_id]
         last: DeliveryAttempt | None = attempts[-1] if attempts else None
         body = {
             "id": intake.id,
@@ -142,6 +136,7 @@ def get_intake(intake_id: str) -> tuple[Response, int] | Response:
                 "delivered": _iso(intake.delivered_at),
                 "delivery_failed": _iso(intake.delivery_failed_at),
                 "acknowledged": _iso(intake.acknowledged_at),
+                "reviewed": _iso(intake.reviewed_at),
             },
             "triage": None if result is None else {**result.result,
                                                    "revision": result.revision},

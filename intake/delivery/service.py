@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, object_session
 
 from intake.config import Settings
 from intake.delivery.base import DeliveryAdapter
 from intake.delivery.folder import FolderAdapter
-from intake.storage.models import Intake, TriageResult
+from intake.storage.models import Intake, ReviewAction, ReviewKind, TriageResult
+
+if TYPE_CHECKING:
+    from intake.fhir.bundle import ReviewState
 
 
 def plugin_version() -> str:
@@ -46,11 +53,15 @@ def _demographics(walk_in: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def build_bundle(intake: Intake, result: TriageResult, settings: Settings) -> dict[str, Any]:
-    """The transaction Bundle for one intake revision (deterministic: a re-send is
-    byte-identical, so conditional creates make it a no-op)."""
+    """The transaction Bundle of the intake's current state (deterministic: a re-send is
+    byte-identical). The first delivery creates (``ifNoneExist``); once the intake has
+    been re-triaged or a practitioner has acted on it, the bundle updates the same
+    resources by identifier (see ``intake.fhir.bundle``)."""
     from intake.fhir.bundle import BundleInput, build_transaction_bundle
 
     assert intake.triaged_at is not None
+    session = object_session(intake)
+    review = review_state(session, intake, result) if session is not None else None
     return build_transaction_bundle(BundleInput(
         intake_id=intake.id,
         business_id=intake.business_id,
@@ -63,4 +74,47 @@ def build_bundle(intake: Intake, result: TriageResult, settings: Settings) -> di
         triaged_at=result.created_at,
         plugin_version=plugin_version(),
         create_patient_if_missing=settings.fhir_create_patients,
+        revision=result.revision,
+        review=review,
     ))
+
+
+def review_state(session: Session, intake: Intake, result: TriageResult) -> ReviewState | None:
+    """What practitioners did to the intake, for the write-back (None: nothing yet)."""
+    from intake.fhir.bundle import ReviewState
+
+    if intake.review_seq == 0:
+        return None
+    actions = list(session.execute(
+        select(ReviewAction).where(ReviewAction.intake_id == intake.id)
+        .order_by(ReviewAction.seq)
+    ).scalars())
+    if not actions:
+        return None
+    acknowledged: dict[str, datetime] = {}
+    reason: str | None = None
+    for action in actions:
+        if action.kind == ReviewKind.ACKNOWLEDGE_FLAG and action.flag_code:
+            acknowledged.setdefault(action.flag_code, action.at)
+        elif action.kind == ReviewKind.CHANGE_DEPARTMENT:
+            reason = action.reason
+    current_red = {f["code"] for f in result.result.get("flags", []) if f.get("red_flag")}
+    earlier_red: list[str] = []
+    for older in session.execute(
+        select(TriageResult.result).where(TriageResult.intake_id == intake.id,
+                                          TriageResult.revision < result.revision)
+        .order_by(TriageResult.revision)
+    ).scalars():
+        for flag in older.get("flags", []):
+            code = flag["code"]
+            if flag.get("red_flag") and code not in current_red and code not in earlier_red:
+                earlier_red.append(code)
+    return ReviewState(
+        version=actions[-1].seq,
+        updated_at=actions[-1].at,
+        acknowledged={c: at for c, at in acknowledged.items() if c in current_red},
+        withdrawn_flags=tuple(earlier_red),
+        department=intake.department_override,
+        department_reason=reason if intake.department_override else None,
+        reviewed_at=intake.reviewed_at,
+    )

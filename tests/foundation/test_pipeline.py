@@ -97,12 +97,12 @@ def test_only_one_delivery_holds_the_lease(sessions: sessionmaker[Session]) -> N
     with sessions.begin() as s:
         pipeline.run_triage(s, intake_id)
     with sessions.begin() as s:
-        assert pipeline.claim_delivery(s, intake_id, 1, lease=60) is not None
+        assert pipeline.claim_delivery(s, intake_id, lease=60) is not None
     with sessions.begin() as s:
-        assert pipeline.claim_delivery(s, intake_id, 1, lease=60) is None
+        assert pipeline.claim_delivery(s, intake_id, lease=60) is None
     later = datetime.now(UTC) + timedelta(seconds=61)
     with sessions.begin() as s:  # a holder that died loses the lease when it expires
-        assert pipeline.claim_delivery(s, intake_id, 1, lease=60, clock=lambda: later)
+        assert pipeline.claim_delivery(s, intake_id, lease=60, clock=lambda: later)
 
 
 class Scripted:
