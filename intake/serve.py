@@ -87,6 +87,7 @@ def run(settings: Settings, host: str, port: int) -> int:
     ensure_api_token(settings)
     upgrade(settings.database_url)
     log.info("database is at the newest schema")
+    _hint_without_staff(settings)
 
     env = dict(os.environ)
     env["INTAKE_DATA_DIR"] = str(settings.data_dir)
@@ -161,3 +162,17 @@ def run(settings: Settings, host: str, port: int) -> int:
             redis_proc.terminate()
             redis_proc.wait(timeout=10)
     return status
+
+
+def _hint_without_staff(settings: Settings) -> None:
+    """The staff pages need an account; say how to make the first one."""
+    from sqlalchemy import func, select
+
+    from intake.storage.db import session_factory
+    from intake.storage.models import User
+
+    with session_factory(settings.database_url)() as session:
+        if not session.scalar(select(func.count()).select_from(User)):
+            log.warning("no staff accounts yet: create one with "
+                        "`intake users create NAME --role admin` (also practitioner, "
+                        "front_desk) to sign in to /review, /desk and /admin")

@@ -13,10 +13,12 @@ from datetime import timedelta
 
 import redis
 
+from intake.auth.users import purge_expired
 from intake.intakes import enqueue_triage
 from intake.kiosk import services
 from intake.kiosk.form import tablet_form
 from intake.storage.db import session_factory
+from intake.storage.models import utcnow
 from workers import app, settings
 
 log = logging.getLogger(__name__)
@@ -58,4 +60,7 @@ def kiosk_sweep() -> dict[str, int]:
     if counts["ended"]:
         log.info("ended %d abandoned tablet sessions (%d with a RED answer, sent to triage)",
                  counts["ended"], counts["triaged"])
+    # Staff sign-ins past their lifetime go too (idle ones are removed when next seen).
+    with sessions.begin() as session:
+        counts["staff_sessions_purged"] = purge_expired(session, utcnow())
     return counts
