@@ -26,16 +26,29 @@ token endpoint unreachable / 5xx / 429      TRANSIENT   no
 token endpoint 4xx (client refused)         REJECTED
 ==========================================  ==========  =========  ===========
 
-After an ambiguous attempt (``after_ambiguous=True``) the adapter first asks
-the server whether the bundle was applied: it runs the ``ifNoneExist`` search
-of each entry identified by the intake's business identifier (a record-number
-Patient is skipped: its condition is patient data, which never goes into a
-URL; transactions are atomic, so the intake's own resources answer for it).
-When every resource is there the attempt is
-DELIVERED without writing again (``extra["found_by_search"]``); otherwise the
-bundle is sent again, which is safe because every entry is a conditional
-create. If this attempt fails before the question is answered, its result
-stays ``ambiguous`` so the next attempt searches again.
+After an ambiguous attempt (``after_ambiguous=True``):
+
+===============================  ==================================================
+bundle                           what the adapter does first
+===============================  ==================================================
+first delivery (every entry a    searches each entry by its ``ifNoneExist``; all
+``POST`` with ``ifNoneExist``)   found: DELIVERED without writing again
+                                 (``extra["found_by_search"]``), else re-sends
+write-back (any ``PUT`` entry)   re-sends at once, no search
+                                 (``extra["search_skipped"]``)
+===============================  ==================================================
+
+The search asks the server whether the first delivery was applied: it runs the
+``ifNoneExist`` search of each entry identified by the intake's business
+identifier (a record-number Patient is skipped: its condition is patient data,
+which never goes into a URL; transactions are atomic, so the intake's own
+resources answer for it). Re-sending is safe because every entry is a
+conditional create. A write-back's resources exist from the first delivery
+whether or not the write-back was applied, so finding them proves nothing;
+its entries are conditional updates of the whole current state, so sending it
+again leaves the same single resource per identifier either way. If this
+attempt fails before the question is answered, its result stays
+``ambiguous`` so the next attempt asks again.
 
 Nothing here logs or stores patient data: logs carry the business id, the
 status and the outcome; ``reason`` is at most one short line; the stored
@@ -180,6 +193,15 @@ def _on_intake_identifier(condition: str) -> bool:
     return value.startswith(f"{constants.IDENTIFIER_SYSTEM_INTAKE}|")
 
 
+def _has_conditional_update(bundle: Mapping[str, Any]) -> bool:
+    """True for a write-back: some entry is a ``PUT`` (a conditional update)."""
+    return any(
+        isinstance(entry, Mapping)
+        and str((entry.get("request") or {}).get("method", "")).upper() == "PUT"
+        for entry in bundle.get("entry") or []
+    )
+
+
 def _strip_response(bundle: Mapping[str, Any]) -> dict[str, Any]:
     """The transaction-response without the resources a server may echo back."""
     entries = []
@@ -205,6 +227,7 @@ class _Attempt:
     requests: list[dict[str, Any]] = field(default_factory=list)
     token_refreshed: bool = False
     found_by_search: bool = False
+    search_skipped: bool = False
 
     def record(
         self, method: str, what: str, started: float, status: int | None, error: str | None
@@ -256,7 +279,10 @@ class FhirRestAdapter:
         started_at = self.clock()
         attempt = _Attempt()
         try:
-            if after_ambiguous:
+            if after_ambiguous and _has_conditional_update(bundle):
+                # A write-back: the search cannot tell, and a re-send is idempotent.
+                attempt.search_skipped = True
+            elif after_ambiguous:
                 found = self._find_delivered(bundle, attempt)
                 if found is not None:
                     attempt.found_by_search = True
@@ -463,6 +489,8 @@ class FhirRestAdapter:
             extra["token_refreshed"] = True
         if attempt.found_by_search:
             extra["found_by_search"] = True
+        if attempt.search_skipped:
+            extra["search_skipped"] = True
         if (
             locations is None
             and isinstance(response, Mapping)

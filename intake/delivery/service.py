@@ -76,7 +76,32 @@ def build_bundle(intake: Intake, result: TriageResult, settings: Settings) -> di
         create_patient_if_missing=settings.fhir_create_patients,
         revision=result.revision,
         review=review,
+        red_flag_since=red_flag_since(session, intake, result) if session is not None
+        else {},
     ))
+
+
+def red_flag_since(session: Session, intake: Intake,
+                   result: TriageResult) -> dict[str, datetime]:
+    """Each current red flag -> when it first fired without a break (the Flag's
+    ``period.start`` stays put across re-triage). Empty on the first revision."""
+    if result.revision == 1:
+        return {}
+    rows = session.execute(
+        select(TriageResult.result, TriageResult.created_at)
+        .where(TriageResult.intake_id == intake.id, TriageResult.revision <= result.revision)
+        .order_by(TriageResult.revision.desc())
+    ).all()
+    tracking = {f["code"] for f in result.result.get("flags", []) if f.get("red_flag")}
+    since: dict[str, datetime] = {}
+    for data, created_at in rows:  # newest first: walk back while each stays red
+        red = {f["code"] for f in data.get("flags", []) if f.get("red_flag")}
+        for code in list(tracking):
+            if code in red:
+                since[code] = created_at
+            else:
+                tracking.discard(code)
+    return since
 
 
 def review_state(session: Session, intake: Intake, result: TriageResult) -> ReviewState | None:

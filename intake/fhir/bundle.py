@@ -11,21 +11,25 @@ QuestionnaireResponse ``<business_id>``                      the answers, as bui
                                                              clinical module
 RiskAssessment        ``<business_id>/risk``                 method = rule set + version,
                                                              one prediction per flag
-Flag (per red flag)   ``<business_id>/flag/<FLAG_CODE>``     for the EHR's alert banner
+Flag (per red flag)   ``<business_id>/flag/<FLAG_CODE>``     for the EHR's alert banner;
+                                                             inactive once acknowledged
+                                                             or withdrawn (write-back)
 ServiceRequest        ``<business_id>/service-request``      intent proposal, department,
                                                              priority from the urgency
 Task                  ``<business_id>/task``                 "review this intake"
 Provenance            ``<business_id>/provenance``           in ``meta.tag`` (see below)
+                      write-back: ``<business_id>/``         one per state written back
+                      ``provenance/r<rev>-v<version>``
 ====================  =====================================  =============================
 
-Every identifier uses the system ``constants.IDENTIFIER_SYSTEM_INTAKE``. Every
-entry is ``POST <Type>`` with ``ifNoneExist=identifier=<system>|<value>``, so a
-repeat of the same bundle creates nothing new: the server finds each resource
-by its identifier and keeps the one it has. R4 Provenance has no
-``identifier`` element, so its business identifier is carried as a
-``meta.tag`` with the same system and code = value, and its condition is
-``_tag=<system>|<value>`` (``_tag`` is a standard search parameter of every
-resource).
+Every identifier uses the system ``constants.IDENTIFIER_SYSTEM_INTAKE``. On the
+first delivery every entry is ``POST <Type>`` with
+``ifNoneExist=identifier=<system>|<value>``, so a repeat of the same bundle
+creates nothing new: the server finds each resource by its identifier and
+keeps the one it has. R4 Provenance has no ``identifier`` element, so its
+business identifier is carried as a ``meta.tag`` with the same system and
+code = value, and its condition is ``_tag=<system>|<value>`` (``_tag`` is a
+standard search parameter of every resource).
 
 References between entries use ``urn:uuid:`` full URLs that are uuid5 of
 ``<system>|<value>``: the same intake always gives a byte-identical bundle
@@ -60,15 +64,57 @@ that fired it (question text and answer, Japanese then English). No
 when the examination items are missing. Displays come from the plugin's
 CodeSystems (Japanese, with the English as a translation extension).
 
-Scope: identifiers are per intake, so this is the first delivery of an
-intake. A later change (DESIGN step 6) sent the same way would be absorbed by
-``ifNoneExist``; writing it back needs conditional updates on the same
-identifiers (and inactive Flags for withdrawn flags), not covered here.
+Write-back (DESIGN step 6). After the first delivery practitioners change the
+intake: they acknowledge a red flag, change the department (with a reason),
+enter examination findings (a re-triage: a new revision whose flags may
+differ) and mark it reviewed. ``ifNoneExist`` would absorb all of that, so a
+bundle with a :class:`ReviewState` or a revision above 1 is built in *update
+mode*: it carries the intake's whole current state, not a diff, and every
+resource the plugin owns (QuestionnaireResponse, RiskAssessment, Flags,
+ServiceRequest, Task) is a conditional update, ``PUT
+<Type>?identifier=<system>|<value>`` with the full resource. The server
+creates it when nothing matches and replaces the one that matches, so sending
+the same state any number of times leaves one resource per identifier with
+that state, and a write-back is complete even when the first delivery never
+landed. The Patient entry is the same as on the first delivery (the plugin
+never changes a patient). What the state changes:
 
-Privacy: the bundle carries the answers, the triage result, and the patient
-link or the collected demographics, nothing else: no narrative, no internal
-database id, no staff names. Error messages raised here name fields and
-codes, never values a patient gave.
+* QuestionnaireResponse and RiskAssessment: ``status`` ``amended`` from
+  revision 2 on (the answers then include the staff examination items; the
+  assessment is the current triage's, built as on the first delivery).
+* Flag, one per red flag of the current triage: ``active``, or ``inactive``
+  with ``period.end`` = the acknowledgement once a practitioner acknowledged
+  it. The Flag exists to make the EHR's banner get a clinician to look; once
+  one has looked, that job is done and a banner that stays up only trains
+  people to ignore banners. The finding is not lost: the RiskAssessment keeps
+  its prediction. A red flag an earlier revision fired and this one does not
+  (``withdrawn_flags``) gets an ``inactive`` Flag that ends at the new triage
+  (or at its acknowledgement, if that came first), so it leaves the banner
+  instead of staying active forever. ``period.start`` is when the flag first
+  fired without a break (``BundleInput.red_flag_since``); without that it is
+  the current triage (for a withdrawn flag the intake's receipt), never later
+  than the flag's end.
+* ServiceRequest: ``performerType`` is the practitioner's department when one
+  was chosen, with a ``note`` holding their reason; ``priority`` still follows
+  the current urgency.
+* Task: ``requested`` before any review action, ``in-progress`` once there is
+  one, ``completed`` (with ``executionPeriod.end``) once the intake is marked
+  reviewed; ``lastModified`` is the state's time (the newest action, or the
+  re-triage it caused when that came later, so it is never before
+  ``authoredOn``).
+* Provenance: one per state, ``POST`` with ``ifNoneExist`` on the tag
+  ``<business_id>/provenance/r<revision>-v<review version>``, activity
+  ``UPDATE``, targets the resources the state sets (not the Patient),
+  ``occurredDateTime`` and ``recorded`` = the state's time.
+
+Resending an older state after a newer one would write the older one back;
+the delivery code sends one state per intake at a time, newest last.
+
+Privacy: the bundle carries the answers, the triage result, the review state
+(times, codes and a department change's reason) and the patient link or the
+collected demographics, nothing else: no narrative, no internal database id,
+no staff names (the plugin's audit trail keeps who did what). Error messages
+raised here name fields and codes, never values a patient gave or staff typed.
 """
 
 from __future__ import annotations
@@ -77,7 +123,7 @@ import copy
 import json
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -165,6 +211,29 @@ _SEX_TO_GENDER: Final[Mapping[str, str]] = {
 
 
 @dataclass(frozen=True, kw_only=True)
+class ReviewState:
+    """What practitioners did to the intake, as the write-back sends it."""
+
+    version: int
+    """Sequence number of the newest review action (>= 0; 0: none yet)."""
+    updated_at: datetime
+    """When the newest action was taken (timezone-aware)."""
+    acknowledged: Mapping[str, datetime] = field(default_factory=dict)
+    """Flag code -> when it was acknowledged (timezone-aware). Every code is a red
+    flag of the current triage or one of ``withdrawn_flags``."""
+    withdrawn_flags: Sequence[str] = ()
+    """Red flag codes an earlier revision fired and the current one does not."""
+    department: str | None = None
+    """The practitioner's department (a code of ``constants.CS_DEPARTMENT``);
+    overrides the triage's."""
+    department_reason: str | None = None
+    """Free text typed by the practitioner for the department change (sent, never
+    logged or put in an error message)."""
+    reviewed_at: datetime | None = None
+    """When the intake was marked reviewed (timezone-aware)."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class BundleInput:
     """Everything one intake's bundle is built from (plain values, no I/O)."""
 
@@ -192,6 +261,21 @@ class BundleInput:
     create_patient_if_missing: bool = False
     """With a record number: also create a Patient holding only that number when
     the record system has none (instead of failing the delivery)."""
+    revision: int = 1
+    """The triage revision ``triage`` is (1: the first; each re-triage after
+    examination findings adds one). Above 1 the bundle is a write-back."""
+    review: ReviewState | None = None
+    """The practitioners' actions so far; set, the bundle is a write-back."""
+    red_flag_since: Mapping[str, datetime] = field(default_factory=dict)
+    """Write-back only: red flag code -> the triage time of the earliest revision
+    since which it has fired without a break (current flags) or of the revision
+    that first fired it (withdrawn flags): the Flag's ``period.start``. A missing
+    code gets the fallback of the module docstring."""
+
+    @property
+    def update_mode(self) -> bool:
+        """True for a write-back: the owned resources are conditional updates."""
+        return self.review is not None or self.revision > 1
 
 
 class BundleError(ValueError):
@@ -420,6 +504,54 @@ def _check_input(inp: BundleInput) -> None:
             if key not in flag:
                 raise BundleError(f"triage flag lacks {key!r}")
         _urgency(flag["urgency"])
+    _check_write_back(inp)
+
+
+def _aware(value: object) -> bool:
+    return isinstance(value, datetime) and value.tzinfo is not None
+
+
+def _count(value: object, minimum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def _check_write_back(inp: BundleInput) -> None:
+    """The revision and review state: consistent with the triage and the CodeSystems."""
+    if not _count(inp.revision, 1):
+        raise BundleError("revision must be an integer >= 1")
+    for code, since in inp.red_flag_since.items():
+        if not _aware(since):
+            raise BundleError(f"red_flag_since[{code!r}] must be a timezone-aware datetime")
+    review = inp.review
+    if review is None:
+        return
+    if not _count(review.version, 0):
+        raise BundleError("review.version must be an integer >= 0")
+    if not _aware(review.updated_at):
+        raise BundleError("review.updated_at must be a timezone-aware datetime")
+    if review.reviewed_at is not None and not _aware(review.reviewed_at):
+        raise BundleError("review.reviewed_at must be a timezone-aware datetime")
+    if isinstance(review.withdrawn_flags, str):
+        raise BundleError("review.withdrawn_flags must be a sequence of flag codes")
+    red = {str(f["code"]) for f in inp.triage["flags"] if f["red_flag"]}
+    for code in review.withdrawn_flags:
+        if code in red:
+            raise BundleError(f"withdrawn flag {code!r} is a red flag of the current triage")
+        if _code_displays().get((constants.CS_FLAG, code)) is None:
+            raise BundleError(f"withdrawn flag {code!r} is not a code of the flag CodeSystem")
+    for code, at in review.acknowledged.items():
+        if code not in red and code not in review.withdrawn_flags:
+            raise BundleError(
+                f"acknowledged flag {code!r} is neither a current red flag nor withdrawn"
+            )
+        if not _aware(at):
+            raise BundleError(f"review.acknowledged[{code!r}] must be a timezone-aware datetime")
+    if review.department is not None and (
+        _code_displays().get((constants.CS_DEPARTMENT, review.department)) is None
+    ):
+        raise BundleError(f"review.department {review.department!r} is not a department code")
+    if review.department_reason is not None and not isinstance(review.department_reason, str):
+        raise BundleError("review.department_reason must be text")
 
 
 def _urgency(code: object) -> str:
@@ -439,6 +571,15 @@ def _parse_ruleset(ruleset: str) -> tuple[str, str | None]:
     return rid, (version if sep else None)
 
 
+def _period(start: datetime, end: datetime | None) -> dict[str, datetime]:
+    """A Flag's period; the start is never after the end (a flag can only be
+    acknowledged or withdrawn once it fired, so an end before the best-known
+    start means the flag fired by then)."""
+    if end is None:
+        return {"start": start}
+    return {"start": min(start, end), "end": end}
+
+
 # ---------------------------------------------------------------------------
 # The builder
 
@@ -454,6 +595,13 @@ class _Builder:
         self.qr_url = self.url("")
         self.risk_url = self.url("risk")
         self.patient_ref = self._patient_reference()
+        self.update = inp.update_mode
+        self.review = inp.review
+        # The time of the state a write-back sends: the newest review action, or
+        # the re-triage when that came later (exam findings are saved, then triaged).
+        self.state_at = inp.triaged_at
+        if inp.review is not None and inp.review.updated_at > inp.triaged_at:
+            self.state_at = inp.review.updated_at
 
     # identifiers and entries ------------------------------------------------
 
@@ -475,6 +623,21 @@ class _Builder:
                 "method": "POST",
                 "url": resource["resourceType"],
                 "ifNoneExist": if_none_exist or identifier_query(system, value),
+            },
+        }
+
+    def owned_entry(self, suffix: str, resource: JsonDict) -> JsonDict:
+        """An entry for a resource the plugin owns: a conditional create on the first
+        delivery, a conditional update (create or replace) in a write-back."""
+        if not self.update:
+            return self.entry(suffix, resource)
+        system, value = intake_identifier(self.inp.business_id, suffix)
+        return {
+            "fullUrl": full_url(system, value),
+            "resource": resource,
+            "request": {
+                "method": "PUT",
+                "url": f"{resource['resourceType']}?{identifier_query(system, value)}",
             },
         }
 
@@ -535,7 +698,10 @@ class _Builder:
             "subject": self.patient_ref,
         }
         qr.setdefault("authored", _fhir_datetime(self.inp.received_at))
-        return self.entry("", self.validated(QuestionnaireResponse, qr))
+        if self.inp.revision > 1:
+            # The staff examination items were added after the patient completed it.
+            qr["status"] = "amended"
+        return self.owned_entry("", self.validated(QuestionnaireResponse, qr))
 
     def risk_assessment_entry(self) -> JsonDict:
         rid, version = _parse_ruleset(str(self.triage["ruleset"]))
@@ -546,7 +712,7 @@ class _Builder:
             "resourceType": "RiskAssessment",
             "meta": {"profile": [constants.PROFILE_RISK_ASSESSMENT]},
             "identifier": [self.ident("risk")],
-            "status": "final",
+            "status": "amended" if self.inp.revision > 1 else "final",
             "method": {"coding": [method_coding], "text": str(self.triage["ruleset"])},
             "subject": self.patient_ref,
             "occurrenceDateTime": _fhir_datetime(self.inp.triaged_at),
@@ -561,7 +727,7 @@ class _Builder:
         wells = self.triage.get("wells")
         if isinstance(wells, Mapping) and "score" in wells:
             resource["note"] = [{"text": _wells_text(wells)}]
-        return self.entry("risk", self.validated(RiskAssessment, resource))
+        return self.owned_entry("risk", self.validated(RiskAssessment, resource))
 
     def _prediction(self, flag: Mapping[str, Any]) -> JsonDict:
         urgency = _urgency(flag["urgency"])
@@ -589,36 +755,61 @@ class _Builder:
 
     def flag_entries(self) -> list[JsonDict]:
         out = []
+        acknowledged = self.review.acknowledged if self.review is not None else {}
         for flag in self.triage["flags"]:
             if not flag["red_flag"]:
                 continue
-            suffix = f"flag/{flag['code']}"
-            resource = {
-                "resourceType": "Flag",
-                "meta": {"profile": [constants.PROFILE_FLAG]},
-                "identifier": [self.ident(suffix)],
-                "status": "active",
-                "category": [
-                    {
-                        "coding": [
-                            {
-                                "system": constants.CS_FLAG_CATEGORY,
-                                "code": "clinical",
-                                "display": "Clinical",
-                            }
-                        ]
-                    }
-                ],
-                "code": {"coding": [_coding(constants.CS_FLAG, flag["code"], flag.get("label"))]},
-                "subject": self.patient_ref,
-                "period": {"start": _fhir_datetime(self.inp.triaged_at)},
-            }
-            out.append(self.entry(suffix, self.validated(Flag, resource)))
+            code = str(flag["code"])
+            if not self.update:
+                out.append(self._flag(code, flag.get("label"), {"start": self.inp.triaged_at}))
+                continue
+            # Still firing: active since it first fired (or this triage), until a
+            # practitioner acknowledged it.
+            start = self.inp.red_flag_since.get(code, self.inp.triaged_at)
+            end = acknowledged.get(code)
+            out.append(self._flag(code, flag.get("label"), _period(start, end)))
+        withdrawn = self.review.withdrawn_flags if self.review is not None else ()
+        for code in sorted(set(withdrawn)):
+            # Fired by an earlier revision, not by this one: it ended with this
+            # triage, or when it was acknowledged if that came first.
+            end = self.inp.triaged_at
+            ack = acknowledged.get(code)
+            if ack is not None and ack < end:
+                end = ack
+            start = self.inp.red_flag_since.get(code, self.inp.received_at)
+            out.append(self._flag(code, None, _period(start, end)))
         return out
+
+    def _flag(
+        self, code: str, label: Mapping[str, Any] | None, period: Mapping[str, datetime]
+    ) -> JsonDict:
+        suffix = f"flag/{code}"
+        resource = {
+            "resourceType": "Flag",
+            "meta": {"profile": [constants.PROFILE_FLAG]},
+            "identifier": [self.ident(suffix)],
+            "status": "inactive" if "end" in period else "active",
+            "category": [
+                {
+                    "coding": [
+                        {
+                            "system": constants.CS_FLAG_CATEGORY,
+                            "code": "clinical",
+                            "display": "Clinical",
+                        }
+                    ]
+                }
+            ],
+            "code": {"coding": [_coding(constants.CS_FLAG, code, label)]},
+            "subject": self.patient_ref,
+            "period": {k: _fhir_datetime(v) for k, v in period.items()},
+        }
+        return self.owned_entry(suffix, self.validated(Flag, resource))
 
     def service_request_entry(self) -> JsonDict:
         department = str(self.triage["department"])
-        resource = {
+        chosen = self.review.department if self.review is not None else None
+        resource: JsonDict = {
             "resourceType": "ServiceRequest",
             "meta": {"profile": [constants.PROFILE_SERVICE_REQUEST]},
             "extension": [self._urgency_extension(self.urgency)],
@@ -632,17 +823,29 @@ class _Builder:
             },
             "subject": self.patient_ref,
             "authoredOn": _fhir_datetime(self.inp.triaged_at),
-            "performerType": {"coding": [_coding(constants.CS_DEPARTMENT, department)]},
+            "performerType": {"coding": [_coding(constants.CS_DEPARTMENT, chosen or department)]},
             "reasonReference": [{"reference": self.risk_url}],
         }
-        return self.entry("service-request", self.validated(ServiceRequest, resource))
+        if chosen is not None:
+            assert self.review is not None
+            reason = (self.review.department_reason or "").strip() or "(記載なし / not given)"
+            resource["note"] = [
+                {"text": f"受診先の変更理由 / Reason for the department change:\n{reason}"}
+            ]
+        return self.owned_entry("service-request", self.validated(ServiceRequest, resource))
 
     def task_entry(self) -> JsonDict:
-        resource = {
+        review = self.review
+        status = "requested"
+        if review is not None and review.reviewed_at is not None:
+            status = "completed"
+        elif review is not None and review.version > 0:
+            status = "in-progress"
+        resource: JsonDict = {
             "resourceType": "Task",
             "meta": {"profile": [constants.PROFILE_TASK]},
             "identifier": [self.ident("task")],
-            "status": "requested",
+            "status": status,
             "intent": "order",
             "priority": URGENCY_TO_PRIORITY[self.urgency],
             "code": {
@@ -664,17 +867,33 @@ class _Builder:
             "for": self.patient_ref,
             "authoredOn": _fhir_datetime(self.inp.triaged_at),
         }
-        return self.entry("task", self.validated(Task, resource))
+        if review is not None:
+            resource["lastModified"] = _fhir_datetime(self.state_at)
+            if review.reviewed_at is not None:
+                resource["executionPeriod"] = {"end": _fhir_datetime(review.reviewed_at)}
+        return self.owned_entry("task", self.validated(Task, resource))
 
     def provenance_entry(self, entries: Sequence[JsonDict]) -> JsonDict:
-        system, value = intake_identifier(self.inp.business_id, "provenance")
-        # The plugin created every entry except a record-number patient, which
-        # may be the record system's own.
-        targets = [
-            {"reference": e["fullUrl"]}
-            for e in entries
-            if not (e["resource"]["resourceType"] == "Patient" and self.inp.patient_record_number)
-        ]
+        suffix = "provenance"
+        if self.update:
+            # One Provenance per state: r<revision>-v<newest review action>.
+            version = self.review.version if self.review is not None else 0
+            suffix = f"provenance/r{self.inp.revision}-v{version}"
+            # What this state sets: the conditional updates (never the Patient).
+            targets = [
+                {"reference": e["fullUrl"]} for e in entries if e["request"]["method"] == "PUT"
+            ]
+        else:
+            # The plugin created every entry except a record-number patient, which
+            # may be the record system's own.
+            targets = [
+                {"reference": e["fullUrl"]}
+                for e in entries
+                if not (
+                    e["resource"]["resourceType"] == "Patient" and self.inp.patient_record_number
+                )
+            ]
+        system, value = intake_identifier(self.inp.business_id, suffix)
         device = {
             "resourceType": "Device",
             "id": _DEVICE_ID,
@@ -684,6 +903,18 @@ class _Builder:
                 {"type": {"text": "rule set"}, "value": str(self.triage["ruleset"])},
             ],
         }
+        occurred: JsonDict
+        if self.update:
+            occurred = {"occurredDateTime": _fhir_datetime(self.state_at)}
+            recorded, activity = self.state_at, ("UPDATE", "revise")
+        else:
+            occurred = {
+                "occurredPeriod": {
+                    "start": _fhir_datetime(self.inp.received_at),
+                    "end": _fhir_datetime(self.inp.triaged_at),
+                }
+            }
+            recorded, activity = self.inp.triaged_at, ("CREATE", "create")
         resource = {
             "resourceType": "Provenance",
             "meta": {
@@ -692,14 +923,15 @@ class _Builder:
             },
             "contained": [device],
             "target": targets,
-            "occurredPeriod": {
-                "start": _fhir_datetime(self.inp.received_at),
-                "end": _fhir_datetime(self.inp.triaged_at),
-            },
-            "recorded": _fhir_datetime(self.inp.triaged_at),
+            **occurred,
+            "recorded": _fhir_datetime(recorded),
             "activity": {
                 "coding": [
-                    {"system": constants.CS_DATA_OPERATION, "code": "CREATE", "display": "create"}
+                    {
+                        "system": constants.CS_DATA_OPERATION,
+                        "code": activity[0],
+                        "display": activity[1],
+                    }
                 ]
             },
             "agent": [
@@ -721,7 +953,7 @@ class _Builder:
             ],
         }
         return self.entry(
-            "provenance",
+            suffix,
             self.validated(Provenance, resource),
             if_none_exist=identifier_query(system, value, param="_tag"),
         )

@@ -289,14 +289,23 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
         time.sleep(0.02)
 
 
+def entry_condition(entry: dict[str, Any]) -> tuple[str, str]:
+    """(type, search) naming an entry's resource: its ifNoneExist condition, or the
+    search of a conditional update (``PUT <Type>?<search>``)."""
+    req = entry["request"]
+    if req["method"] == "PUT":
+        rtype, _, condition = req["url"].partition("?")
+        return rtype, condition
+    return req["url"], req["ifNoneExist"]
+
+
 def counts_by_entry(server: FhirTestServer, bundle: dict[str, Any]) -> dict[str, int]:
     """For every entry, how many resources on the server match its ifNoneExist
-    condition (keyed by "<Type>?<condition>")."""
+    condition or its conditional update's search (keyed by "<Type>?<condition>")."""
     out = {}
     for entry in bundle["entry"]:
-        req = entry["request"]
-        key = f"{req['url']}?{req['ifNoneExist']}"
-        out[key] = len(server.search(req["url"], req["ifNoneExist"]))
+        rtype, condition = entry_condition(entry)
+        out[f"{rtype}?{condition}"] = len(server.search(rtype, condition))
     return out
 
 

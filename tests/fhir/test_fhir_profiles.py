@@ -2,7 +2,7 @@
 
 The examples are golden files: they must equal what the builder makes today.
 After an intended change, regenerate them with
-``INTAKE_TEST_UPDATE_FHIR_EXAMPLES=1 pytest tests/fhir/test_fhir_constants.py`` and
+``INTAKE_TEST_UPDATE_FHIR_EXAMPLES=1 pytest tests/fhir/test_fhir_profiles.py`` and
 review the diff.
 """
 
@@ -20,15 +20,27 @@ from fhir.resources.R4B.structuredefinition import StructureDefinition
 from fhir_helpers import JST, MRN_SYSTEM, PROFILES_DIR, FhirTestServer, make_input
 
 from intake import constants
-from intake.fhir.bundle import build_transaction_bundle, bundle_json
+from intake.fhir.bundle import ReviewState, build_transaction_bundle, bundle_json
 
 EXAMPLES = PROFILES_DIR / "examples"
 SD_FILES = sorted(PROFILES_DIR.glob("StructureDefinition-*.json"))
 
-# (file, case, patient mode, business id)
+# The write-back example: the red-flag example's intake after a practitioner
+# acknowledged PE_SUSPECT, sent the patient to cardiology and marked it reviewed.
+EXAMPLE_REVIEW = ReviewState(
+    version=3,
+    updated_at=datetime(2025, 1, 15, 9, 52, tzinfo=JST),
+    acknowledged={"PE_SUSPECT": datetime(2025, 1, 15, 9, 41, tzinfo=JST)},
+    department="cardiology",
+    department_reason="胸部症状の精査を優先するため",
+    reviewed_at=datetime(2025, 1, 15, 9, 52, tzinfo=JST),
+)
+
+# (file, case, patient mode, business id, review state or None)
 EXAMPLE_SPECS = [
-    ("Bundle-intake-red-flag.json", "pub-03", "mrn", "KI-EXAMPLE-0001"),
-    ("Bundle-intake-walk-in.json", "pub-05", "walk-in", "KI-EXAMPLE-0002"),
+    ("Bundle-intake-red-flag.json", "pub-03", "mrn", "KI-EXAMPLE-0001", None),
+    ("Bundle-intake-walk-in.json", "pub-05", "walk-in", "KI-EXAMPLE-0002", None),
+    ("Bundle-intake-writeback.json", "pub-03", "mrn", "KI-EXAMPLE-0001", EXAMPLE_REVIEW),
 ]
 
 
@@ -37,7 +49,9 @@ def load(path: Path) -> dict[str, Any]:
     return data
 
 
-def example_bundle(case: dict[str, Any], patient: str, business_id: str) -> dict[str, Any]:
+def example_bundle(
+    case: dict[str, Any], patient: str, business_id: str, review: ReviewState | None = None
+) -> dict[str, Any]:
     inp = make_input(
         case,
         patient=patient,
@@ -45,6 +59,7 @@ def example_bundle(case: dict[str, Any], patient: str, business_id: str) -> dict
         mrn="0012345",
         received_at=datetime(2025, 1, 15, 9, 30, tzinfo=JST),
         triaged_at=datetime(2025, 1, 15, 9, 30, 2, tzinfo=JST),
+        review=review,
     )
     return build_transaction_bundle(inp)
 
@@ -85,11 +100,16 @@ def test_identifier_is_required_with_the_intake_system() -> None:
         assert "https://intake-triage.org/fhir/NamingSystem/intake-id" in text, path.name
 
 
-@pytest.mark.parametrize(("name", "case_id", "patient", "business_id"), EXAMPLE_SPECS)
+@pytest.mark.parametrize(("name", "case_id", "patient", "business_id", "review"), EXAMPLE_SPECS)
 def test_examples_are_what_the_builder_makes(
-    case_by_id: dict[str, dict[str, Any]], name: str, case_id: str, patient: str, business_id: str
+    case_by_id: dict[str, dict[str, Any]],
+    name: str,
+    case_id: str,
+    patient: str,
+    business_id: str,
+    review: ReviewState | None,
 ) -> None:
-    bundle = example_bundle(case_by_id[case_id], patient, business_id)
+    bundle = example_bundle(case_by_id[case_id], patient, business_id, review)
     path = EXAMPLES / name
     if os.environ.get("INTAKE_TEST_UPDATE_FHIR_EXAMPLES") == "1":
         EXAMPLES.mkdir(exist_ok=True)
@@ -112,6 +132,13 @@ def test_examples_are_accepted_by_the_server(fhir_server: FhirTestServer) -> Non
         },
     )
     assert resp.status_code == 201
-    for name, *_ in EXAMPLE_SPECS:
+    for name, *_ in EXAMPLE_SPECS:  # the write-back after the delivery it updates
         resp = fhir_server.post_bundle(load(EXAMPLES / name))
         assert resp.status_code == 200, (name, resp.text)
+    [flag] = fhir_server.search(
+        "Flag",
+        "identifier=https://intake-triage.org/fhir/NamingSystem/intake-id|"
+        "KI-EXAMPLE-0001/flag/PE_SUSPECT",
+    )
+    assert (flag["status"], flag["period"]["end"]) == ("inactive", "2025-01-15T09:41:00+09:00")
+    assert fhir_server.search("Task", "")[0]["status"] == "completed"

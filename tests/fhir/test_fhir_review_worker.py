@@ -76,7 +76,8 @@ def test_review_actions_are_written_back_once(review_stack: Any,
     assert body["delivery"]["state"] == "delivered"
     assert body["triage"]["wells"]["likely"] is False
     bid = body["business_id"]
-    assert _one(fhir_server, "Flag", f"{bid}/flag/DVT_SUSPECT")["status"] == "active"
+    first_flag = _one(fhir_server, "Flag", f"{bid}/flag/DVT_SUSPECT")
+    assert first_flag["status"] == "active"
 
     _act(app, actions.acknowledge_flag, intake_id, "DVT_SUSPECT", actor=doctor, revision=1)
     wait_for(lambda: _one(fhir_server, "Flag", f"{bid}/flag/DVT_SUSPECT")["status"]
@@ -98,8 +99,10 @@ def test_review_actions_are_written_back_once(review_stack: Any,
     assert risk["status"] == "amended"
     assert "2" in risk["note"][0]["text"]
     assert _one(fhir_server, "QuestionnaireResponse", bid)["status"] == "amended"
-    # Still acknowledged after the re-triage: the flag did not change.
-    assert _one(fhir_server, "Flag", f"{bid}/flag/DVT_SUSPECT")["status"] == "inactive"
+    # Still acknowledged after the re-triage, and still raised since the first result.
+    flag = _one(fhir_server, "Flag", f"{bid}/flag/DVT_SUSPECT")
+    assert flag["status"] == "inactive"
+    assert flag["period"]["start"] == first_flag["period"]["start"]
 
     # The next transaction (not this test's searches) meets a 503.
     fhir_server.faults({"status": 503, "retryAfter": 1, "method": "POST", "path": ""})

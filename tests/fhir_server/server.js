@@ -325,6 +325,30 @@ async function resolveConditionalReferences(bundle) {
   }
 }
 
+/**
+ * A conditional update ("PUT Type?identifier=s|v" in an entry) that matches
+ * several resources fails the transaction with 412, as the FHIR specification
+ * asks (Medplum's batch processor answers 400 there). No match (create) and
+ * one match (update that one) are Medplum's own conditional update.
+ */
+async function checkConditionalUpdates(bundle) {
+  const entries = bundle.entry ?? [];
+  for (let i = 0; i < entries.length; i++) {
+    const request = entries[i].request;
+    if (request?.method !== 'PUT' || !String(request.url ?? '').includes('?')) continue;
+    const search = core.parseSearchRequest(request.url);
+    search.count = 2;
+    const found = await repo.searchResources(search);
+    if (found.length > 1) {
+      const text = `Conditional update matched multiple resources: ${request.url}`;
+      throw Object.assign(new Error(text), {
+        status: 412,
+        outcome: outcome('error', 'multiple-matches', text, `Bundle.entry[${i}].request.url`),
+      });
+    }
+  }
+}
+
 function snapshotRepo() {
   // MemoryRepository stores resources in two Maps of Maps and never mutates a
   // stored resource (updates store a new object), so a two-level copy is a
@@ -344,10 +368,10 @@ function restoreRepo(snap) {
  * Applies a transaction Bundle all-or-nothing.
  *
  * Medplum's own transaction mode refuses more than 8 entries when any entry
- * is a conditional create (a limit of its Postgres serializable isolation),
- * and its in-memory repository cannot roll back. So the entries go through
- * Medplum's batch processor (same routing, conditional create, urn:uuid
- * rewriting) under the global lock, and any failed entry restores the
+ * is a conditional create or update (a limit of its Postgres serializable
+ * isolation), and its in-memory repository cannot roll back. So the entries
+ * go through Medplum's batch processor (same routing, conditional create,
+ * conditional update, urn:uuid rewriting) under the global lock, and any failed entry restores the
  * snapshot taken before: the effect of a transaction. With
  * nativeTransactions set (control API) Medplum's transaction mode is used
  * unchanged, to show that limit.
@@ -359,6 +383,7 @@ async function applyTransaction(bundle, fhirReq) {
     return [200, result];
   }
   await resolveConditionalReferences(bundle);
+  await checkConditionalUpdates(bundle);
   const snap = snapshotRepo();
   let result;
   try {
@@ -525,8 +550,9 @@ function capabilityStatement(req) {
         },
         resource: types.map((type) => ({
           type,
-          interaction: [{ code: 'read' }, { code: 'create' }, { code: 'search-type' }],
+          interaction: [{ code: 'read' }, { code: 'create' }, { code: 'update' }, { code: 'search-type' }],
           conditionalCreate: true,
+          conditionalUpdate: true,
           searchParam: [{ name: 'identifier', type: 'token' }],
         })),
         interaction: [{ code: 'transaction' }, { code: 'batch' }],
