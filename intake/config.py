@@ -251,8 +251,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Testing only: seconds the triage task sleeps before evaluating, so fault "
             "tests can kill a worker mid-task. Keep 0 in production."),
     Setting("kiosk_pin", _parse_pin, None,
-            "Staff PIN for the tablet's start screen (/kiosk) and the front-desk page "
-            "(/desk): 6 to 12 digits, or an scrypt hash from `python -m intake.kiosk.hash_pin`. "
+            "Staff PIN for the tablet's start screen (/kiosk): 6 to 12 digits, or an "
+            "scrypt hash from `python -m intake.kiosk.hash_pin`. "
             "Unset: generated once and kept in DATA_DIR/kiosk_pin (readable by the owner "
             "only).", secret=True),
     Setting("kiosk_idle_seconds", _parse_float(1, 3600), "90",

@@ -6,7 +6,8 @@ an HttpOnly, SameSite=Strict cookie, a new one at every sign-in (so a token plan
 sign-in is worthless). A session ends at sign-out, after ``INTAKE_SESSION_IDLE_MINUTES``
 without activity, at ``INTAKE_SESSION_MAX_HOURS`` however active, and when the user is
 disabled or their password reset. Wrong passwords lock the account for 15 minutes after
-five tries, and the client address after twenty (so one address cannot try many names).
+five tries (an unknown name likewise, so the lock-out does not tell which names exist),
+and the client address after twenty (so one address cannot try many names).
 
 Views declare who may see them with :func:`require_roles`; the route test in
 ``tests/auth`` walks every URL rule of the app, so a new page without it is caught.

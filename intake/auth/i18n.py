@@ -24,6 +24,8 @@ CATALOG: dict[str, tuple[str, str]] = {
     "forbidden_body": ("別の役割のユーザーでサインインしてください。",
                        "Sign in as a user with another role."),
     "error_title": ("エラーが発生しました", "Something went wrong"),
+    "not_found_title": ("ページが見つかりません", "Page not found"),
+    "signed_out_title": ("サインインしてください", "Please sign in"),
     "expired_title": ("画面の有効期限が切れました。もう一度お試しください。",
                       "This form has expired. Please try again."),
     "to_signin": ("サインイン画面へ", "Go to sign-in"),

@@ -48,8 +48,10 @@ def hash_password(password: str) -> str:
 
 
 def verify_password(stored: str, candidate: str) -> bool:
+    # The whole candidate: cutting it to MAX_LENGTH would let a longer one that merely
+    # starts with a 256-character password match it.
     try:
-        return hasher().verify(stored, normalise(candidate)[:MAX_LENGTH])
+        return hasher().verify(stored, normalise(candidate))
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 

@@ -10,7 +10,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -51,10 +51,13 @@ def parse_role(role: str) -> Role:
                         f"{', '.join(r.value for r in Role)}") from None
 
 
-def find_user(session: Session, name: str) -> User | None:
-    return session.execute(
-        select(User).where(User.name == normalise_name(name))
-    ).scalar_one_or_none()
+def find_user(session: Session, name: str, *, lock: bool = False) -> User | None:
+    """The user of a sign-in name (as typed: normalised here). ``lock`` holds the row
+    until the transaction ends, so concurrent wrong passwords cannot lose a count."""
+    query = select(User).where(User.name == normalise_name(name))
+    if lock:
+        query = query.with_for_update()
+    return session.execute(query).scalar_one_or_none()
 
 
 def create_user(session: Session, name: str, role: str, password: str, *,
@@ -75,6 +78,9 @@ def create_user(session: Session, name: str, role: str, password: str, *,
             session.add(user)
     except IntegrityError:
         raise UserError(f"a user named {clean!r} already exists") from None
+    # Failures counted while the name was no account must not lock the new user.
+    session.execute(delete(StaffPinThrottle).where(
+        StaffPinThrottle.client_key == _name_key(clean)))
     audit.record(session, actor=actor, action="user.created", entity_type="user",
                  entity_id=clean, detail={"role": role_value.value})
     return user
@@ -98,6 +104,7 @@ def disable_user(session: Session, name: str, *, actor: str) -> User:
 
 
 def enable_user(session: Session, name: str, *, actor: str) -> User:
+    """Let a disabled user sign in again (and lift a lock-out)."""
     user = _existing(session, name)
     user.active = True
     user.failed_signins, user.locked_until = 0, None
@@ -125,7 +132,7 @@ class SignIn:
     """The verdict on one sign-in attempt."""
 
     user: User | None = None
-    locked_minutes: int = 0  # > 0: refused without checking the password
+    locked_minutes: int = 0  # > 0: refused (the password was not checked, or was wrong)
 
     @property
     def ok(self) -> bool:
@@ -136,18 +143,29 @@ def _address_key(address: str) -> str:
     return hashlib.sha256(f"signin|{address}".encode()).hexdigest()
 
 
+def _name_key(name: str) -> str:
+    # Failures of a name that is no (usable) account are counted under this key, so an
+    # unknown name locks like a real one and the lock-out does not tell which exist.
+    return hashlib.sha256(f"signin-name|{normalise_name(name)}".encode()).hexdigest()
+
+
 def _minutes_left(until: datetime, now: datetime) -> int:
     return max(1, int((until - now).total_seconds() + 59) // 60)
 
 
-def _address_locked(session: Session, key: str, now: datetime) -> int:
+def _throttle_locked(session: Session, key: str, now: datetime) -> int:
+    """Minutes left of a lock-out on ``key`` (0: none). Holds the row until commit."""
     row = session.get(StaffPinThrottle, key, with_for_update=True)
     if row is not None and row.locked_until is not None and row.locked_until > now:
         return _minutes_left(row.locked_until, now)
     return 0
 
 
-def _count_address_failure(session: Session, key: str, now: datetime) -> None:
+def _count_failure(session: Session, key: str, now: datetime, *, limit: int,
+                   window: timedelta | None) -> int:
+    """Count one failure on ``key``; lock it for ``ACCOUNT_LOCKOUT``/``ADDRESS_WINDOW``
+    at ``limit``. ``window``: failures older than this are forgotten (None: kept until
+    a lock-out, like a user's own count). Returns the minutes locked (0: not locked)."""
     row = session.get(StaffPinThrottle, key, with_for_update=True)
     if row is None:
         try:
@@ -158,55 +176,90 @@ def _count_address_failure(session: Session, key: str, now: datetime) -> None:
             row = session.get(StaffPinThrottle, key, with_for_update=True,
                               populate_existing=True)
             assert row is not None
-    if now - row.window_started_at > ADDRESS_WINDOW or row.locked_until is not None:
+    expired_window = window is not None and now - row.window_started_at > window
+    if expired_window or row.locked_until is not None:  # a lock here has ended
         row.failures, row.window_started_at, row.locked_until = 0, now, None
     row.failures += 1
-    if row.failures >= MAX_ADDRESS_FAILURES:
-        row.locked_until = now + ADDRESS_WINDOW
-        log.warning("sign-in locked for a client address after %d failures", row.failures)
+    if row.failures >= limit:
+        lockout = ADDRESS_WINDOW if window is not None else ACCOUNT_LOCKOUT
+        row.locked_until = now + lockout
+        return _minutes_left(row.locked_until, now)
+    return 0
+
+
+def _refused_locked(session: Session, *, actor: str, entity_type: str, entity_id: str,
+                    minutes: int) -> SignIn:
+    audit.record(session, actor=actor, action="signin.refused_locked",
+                 entity_type=entity_type, entity_id=entity_id)
+    return SignIn(locked_minutes=minutes)
 
 
 def authenticate(session: Session, name: str, password: str, *, address: str,
                  now: datetime) -> SignIn:
     """Check a sign-in under the lock-outs, in the caller's transaction (so failure
     counts are committed with it). Audits the outcome; never logs the name typed for an
-    unknown user (it may be a password typed in the wrong box)."""
-    key = _address_key(address)
-    minutes = _address_locked(session, key, now)
+    unknown user (it may be a password typed in the wrong box).
+
+    A locked account or address is refused without looking at the password. An unknown
+    name, a disabled user and a wrong password get the same answer and count the same
+    way (five failures lock the name for 15 minutes), so neither the message nor the
+    lock-out tells an attacker which names exist.
+    """
+    address_key = _address_key(address)
+    minutes = _throttle_locked(session, address_key, now)
     if minutes:
-        return SignIn(locked_minutes=minutes)
-    user = find_user(session, name)
-    if user is not None and user.locked_until is not None and user.locked_until > now:
-        audit.record(session, actor=user.name, action="signin.refused_locked",
-                     entity_type="user", entity_id=user.name)
-        return SignIn(locked_minutes=_minutes_left(user.locked_until, now))
-    if user is None or not user.active:
+        return _refused_locked(session, actor="anonymous", entity_type="client",
+                               entity_id=address_key, minutes=minutes)
+    user = find_user(session, name, lock=True)
+    if user is None:
+        name_key = _name_key(name)
+        minutes = _throttle_locked(session, name_key, now)
+        if minutes:
+            return _refused_locked(session, actor="anonymous", entity_type="user",
+                                   entity_id="(unknown)", minutes=minutes)
         verify_password(dummy_hash(), password)  # same time as a real check
-        _count_address_failure(session, key, now)
+        address_locked = _count_failure(session, address_key, now,
+                                        limit=MAX_ADDRESS_FAILURES, window=ADDRESS_WINDOW)
+        minutes = _count_failure(session, name_key, now, limit=MAX_ACCOUNT_FAILURES,
+                                 window=None)
         audit.record(session, actor="anonymous", action="signin.failed", entity_type="user",
-                     entity_id=user.name if user is not None else "(unknown)",
-                     detail={"reason": "disabled" if user is not None else "unknown user"})
-        return SignIn()
-    if not verify_password(user.password_hash, password):
-        _count_address_failure(session, key, now)
-        user.failed_signins += 1
-        detail: dict[str, object] = {"reason": "wrong password",
-                                     "failures": user.failed_signins}
-        if user.failed_signins >= MAX_ACCOUNT_FAILURES:
-            user.locked_until = now + ACCOUNT_LOCKOUT
-            user.failed_signins = 0
-            detail["locked_minutes"] = int(ACCOUNT_LOCKOUT.total_seconds() // 60)
-            log.warning("a user account was locked after %d wrong passwords",
-                        MAX_ACCOUNT_FAILURES)
-        audit.record(session, actor=user.name, action="signin.failed", entity_type="user",
-                     entity_id=user.name, detail=detail)
-        if user.locked_until is not None and user.locked_until > now:
-            return SignIn(locked_minutes=_minutes_left(user.locked_until, now))
-        return SignIn()
-    if needs_rehash(user.password_hash):
-        user.password_hash = hash_password(password)
-    user.failed_signins, user.locked_until = 0, None
-    return SignIn(user=user)
+                     entity_id="(unknown)", detail={"reason": "unknown user"})
+        _log_locks(address_locked, minutes)
+        return SignIn(locked_minutes=max(minutes, address_locked))
+    if user.locked_until is not None and user.locked_until > now:
+        return _refused_locked(session, actor=user.name, entity_type="user",
+                               entity_id=user.name,
+                               minutes=_minutes_left(user.locked_until, now))
+    right = verify_password(user.password_hash, password)
+    if right and user.active:
+        if needs_rehash(user.password_hash):
+            user.password_hash = hash_password(password)
+        user.failed_signins, user.locked_until = 0, None
+        return SignIn(user=user)
+    address_locked = _count_failure(session, address_key, now, limit=MAX_ADDRESS_FAILURES,
+                                    window=ADDRESS_WINDOW)
+    user.failed_signins += 1
+    detail: dict[str, object] = {
+        "reason": "wrong password" if user.active else "disabled",
+        "failures": user.failed_signins}
+    minutes = 0
+    if user.failed_signins >= MAX_ACCOUNT_FAILURES:
+        user.locked_until = now + ACCOUNT_LOCKOUT
+        user.failed_signins = 0
+        minutes = _minutes_left(user.locked_until, now)
+        detail["locked_minutes"] = int(ACCOUNT_LOCKOUT.total_seconds() // 60)
+    audit.record(session, actor=user.name, action="signin.failed", entity_type="user",
+                 entity_id=user.name, detail=detail)
+    _log_locks(address_locked, minutes)
+    return SignIn(locked_minutes=max(minutes, address_locked))
+
+
+def _log_locks(address_minutes: int, name_minutes: int) -> None:
+    if address_minutes:
+        log.warning("sign-in locked for a client address after %d failures",
+                    MAX_ADDRESS_FAILURES)
+    if name_minutes:
+        log.warning("a sign-in name was locked after %d failures", MAX_ACCOUNT_FAILURES)
 
 
 # --- sessions ---------------------------------------------------------------------
@@ -240,6 +293,14 @@ class Active:
     expires_at: datetime
 
 
+def _delete_session(session: Session, key: str) -> bool:
+    """Delete one session row; False if another request deleted it first (then that
+    request has audited the end, and this one must not audit it again)."""
+    result = session.execute(delete(UserSession).where(UserSession.id == key))
+    count: int = result.rowcount  # type: ignore[attr-defined]
+    return count > 0
+
+
 def load_session(session: Session, token: str | None, *, now: datetime, idle: timedelta,
                  touch: bool) -> Active | None:
     """The session of ``token`` if it is still valid, else None (and an ended one is
@@ -251,18 +312,23 @@ def load_session(session: Session, token: str | None, *, now: datetime, idle: ti
     if row is None:
         return None
     user = row.user
-    ended = (row.expires_at <= now or row.last_seen_at + idle <= now or not user.active)
-    if ended:
-        session.delete(row)
-        audit.record(session, actor=user.name, action="signin.expired", entity_type="user",
-                     entity_id=user.name,
-                     detail={"why": "lifetime" if row.expires_at <= now
-                             else "idle" if user.active else "disabled"})
+    why = ("lifetime" if row.expires_at <= now
+           else "idle" if row.last_seen_at + idle <= now
+           else "disabled" if not user.active else None)
+    if why is not None:
+        if _delete_session(session, row.id):
+            audit.record(session, actor=user.name, action="signin.expired",
+                         entity_type="user", entity_id=user.name, detail={"why": why})
         return None
-    if touch and now - row.last_seen_at >= TOUCH_EVERY:
-        row.last_seen_at = now
+    last_seen = row.last_seen_at
+    if touch and now - last_seen >= TOUCH_EVERY:
+        # A statement, not the loaded row: a sign-out committed meanwhile leaves nothing
+        # to update, which is not an error.
+        session.execute(update(UserSession).where(UserSession.id == row.id)
+                        .values(last_seen_at=now))
+        last_seen = now
     return Active(session_key=row.id, user_id=user.id, name=user.name, role=user.role,
-                  idle_deadline=min(row.last_seen_at + idle, row.expires_at),
+                  idle_deadline=min(last_seen + idle, row.expires_at),
                   expires_at=row.expires_at)
 
 
@@ -274,13 +340,15 @@ def end_session(session: Session, token: str | None) -> str | None:
     if row is None:
         return None
     name = row.user.name
-    session.delete(row)
+    if not _delete_session(session, row.id):
+        return None
     audit.record(session, actor=name, action="signout", entity_type="user", entity_id=name)
     return name
 
 
 def purge_expired(session: Session, now: datetime) -> int:
-    """Delete sessions past their absolute lifetime (idle ones go when next seen)."""
+    """Delete sessions past their absolute lifetime (idle ones go when next seen, or at
+    the end of their lifetime here: a browser that never comes back leaves no row)."""
     result = session.execute(delete(UserSession).where(UserSession.expires_at <= now))
     count: int = result.rowcount  # type: ignore[attr-defined]
     return count

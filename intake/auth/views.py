@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import jsonify, render_template, request
 from marshmallow import Schema, ValidationError, fields, validate
@@ -14,12 +15,14 @@ from intake.auth import bp, users
 from intake.auth.i18n import translator
 from intake.auth.web import (
     SESSION_COOKIE,
+    error_page,
     home_for,
+    idle_timeout,
     load_principal,
     max_age,
     safe_next,
+    staff_lang,
 )
-from intake.kiosk import i18n
 from intake.kiosk.web import check_csrf, csrf_token, finish_response, rotate_csrf, set_cookie
 from intake.storage.models import Role, utcnow
 
@@ -43,16 +46,24 @@ def _headers(response: Response) -> Response:
 
 
 def lang() -> str:
-    return i18n.negotiate(request.args.get("lang"), request.accept_languages.values())
+    return staff_lang()
+
+
+@bp.app_context_processor
+def _staff_template_helpers() -> dict[str, Any]:
+    def lang_switch_url(code: str) -> str:
+        """This page in the other language, keeping its other parameters (a sign-in
+        page keeps where to return to and why it is shown)."""
+        args = request.args.to_dict(flat=True)
+        args["lang"] = code
+        return request.path + "?" + urlencode(args)
+
+    return {"lang_switch_url": lang_switch_url}
 
 
 @bp.errorhandler(HTTPException)
 def _http_error(exc: HTTPException) -> tuple[str, int]:
-    lg = lang()
-    t = translator(lg)
-    title = t("expired_title") if exc.code == 400 else t("error_title")
-    return render_template("staff/error.html", lang=lg, t=t, title=title, body=None,
-                           user=None), exc.code or 500
+    return error_page(exc)
 
 
 def _form(error: str | None, status: int, nxt: str | None, name: str = "",
@@ -82,20 +93,27 @@ def signin() -> Any:
     except ValidationError:
         return _form(t("err_input"), 422, nxt)
     now = utcnow()
+    address = request.remote_addr or "unknown"
     with state().sessions.begin() as session:
         verdict = users.authenticate(session, data["name"], data["password"],
-                                     address=request.remote_addr or "unknown", now=now)
+                                     address=address, now=now)
         token = None
         role = None
         if verdict.user is not None:
             role = Role(verdict.user.role)
-            token = users.start_session(session, verdict.user,
-                                        address=request.remote_addr or "unknown",
-                                        now=now, max_age=max_age())
+            # The sign-in this browser had (another user's, perhaps) ends here: one
+            # browser, one session, and its old token is worthless from now on.
+            users.end_session(session, request.cookies.get(SESSION_COOKIE))
+            users.purge_expired(session, now)
+            token = users.start_session(session, verdict.user, address=address, now=now,
+                                        max_age=max_age())
     if token is None or role is None:
         if verdict.locked_minutes:
-            return _form(t("err_locked", m=verdict.locked_minutes), 429, nxt)
-        return _form(t("err_signin"), 403, nxt)
+            body, status = _form(t("err_locked", m=verdict.locked_minutes), 429, nxt,
+                                 data["name"])
+            return Response(body, status,
+                            headers={"Retry-After": str(verdict.locked_minutes * 60)})
+        return _form(t("err_signin"), 403, nxt, data["name"])
     target = nxt or home_for(role)
     response = Response(status=303, headers={"Location": target})
     set_cookie(response, SESSION_COOKIE, token, "/")
@@ -122,6 +140,7 @@ def session_state() -> Response:
     if principal is None:
         return jsonify({"signed_in": False})
     return jsonify({"signed_in": True, "seconds_left": int(principal.seconds_left),
+                    "idle_seconds": int(idle_timeout().total_seconds()),
                     "role": principal.role.value})
 
 

@@ -9,10 +9,14 @@ from functools import wraps
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
-from flask import Response, abort, g, redirect, request
+from flask import Response, abort, g, redirect, render_template, request
+from werkzeug.exceptions import HTTPException
 
 from intake import state
 from intake.auth import users
+from intake.auth.i18n import translator
+from intake.kiosk import i18n
+from intake.kiosk.web import csrf_token
 from intake.storage.models import Role, utcnow
 
 SESSION_COOKIE = "intake_session"
@@ -60,19 +64,52 @@ def current_user() -> Principal | None:
     return found
 
 
+def staff_lang() -> str:
+    """Language of a staff page: ``?lang=``, else the browser's, else Japanese."""
+    return i18n.negotiate(request.args.get("lang"), request.accept_languages.values())
+
+
 def signin_url() -> str:
+    """The sign-in form, returning to this page afterwards (in the same language)."""
     nxt = request.full_path if request.query_string else request.path
-    return "/auth/signin?" + urlencode({"next": nxt})
+    params = {"next": nxt}
+    if request.args.get("lang") in i18n.LANGS:
+        params["lang"] = request.args["lang"]
+    return "/auth/signin?" + urlencode(params)
+
+
+_ERROR_TEXTS: dict[int, tuple[str, str | None]] = {
+    400: ("expired_title", None),  # in practice a form whose CSRF token has expired
+    401: ("signed_out_title", None),
+    403: ("forbidden_title", "forbidden_body"),
+    404: ("not_found_title", None),
+}
+
+
+def error_page(exc: HTTPException) -> tuple[str, int]:
+    """The error page of the staff blueprints (register it with ``errorhandler``): the
+    staff frame with who is signed in, a title by status, never a detail of the request
+    (which could name a patient)."""
+    lang = staff_lang()
+    t = translator(lang)
+    code = exc.code or 500
+    title, body = _ERROR_TEXTS.get(code, ("error_title", None))
+    return render_template("staff/error.html", lang=lang, t=t, title=t(title),
+                           body=t(body) if body else None, user=current_user(),
+                           csrf_token=csrf_token()), code
 
 
 def require_roles(*roles: Role, page: bool = True, touch: bool = True) -> Callable[[F], F]:
     """Only signed-in users with one of ``roles`` reach the view.
 
-    ``page``: a browser page (not signed in: redirect to the sign-in form, then back);
-    otherwise (a fragment, the live stream, a JSON check) answer 401 for the page's
-    script. ``touch=False`` for requests a page makes on its own, which must not keep an
-    idle sign-in alive. The view is marked so the route test can see it is protected.
+    ``page``: a browser page (not signed in: a GET is redirected to the sign-in form,
+    then back; a form post gets 401 through the blueprint's error page); otherwise (a
+    fragment, the live stream, a JSON check) a bare 401 for the page's script.
+    ``touch=False`` for requests a page makes on its own, which must not keep an idle
+    sign-in alive. The view is marked so the route test can see it is protected.
     """
+    if not roles or not all(isinstance(r, Role) for r in roles):
+        raise ValueError("require_roles needs one or more Role values")
     allowed = frozenset(roles)
 
     def decorate(view: F) -> F:
@@ -80,9 +117,13 @@ def require_roles(*roles: Role, page: bool = True, touch: bool = True) -> Callab
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             principal = load_principal(touch=touch)
             if principal is None:
-                if page and request.method == "GET":
+                if not page:
+                    return Response(status=401)
+                if request.method == "GET":
                     return redirect(signin_url(), 303)
-                return Response(status=401)
+                # A form sent after the sign-in ended: the blueprint's error page says
+                # to sign in again (a redirect would lose the form and its meaning).
+                abort(401)
             if principal.role not in allowed:
                 abort(403)
             return view(*args, **kwargs)

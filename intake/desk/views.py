@@ -1,45 +1,40 @@
-"""Views of the front-desk page: sign-in with the staff PIN, the list, the live stream."""
+"""Views of the front-desk page: the list, the table refresh, the live stream.
+
+Every view needs a signed-in front desk, practitioner or admin (:func:`require_roles`).
+The page is a browser page (not signed in: to the sign-in form and back); the table
+refresh, the stream and the state check are requests the page makes on its own, so they
+answer 401 instead of redirecting and do not count as activity: an unattended desk still
+reaches the idle time-out.
+"""
 
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Response, jsonify, redirect, render_template, request, url_for
-from marshmallow import ValidationError
+from flask import Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
 from intake import audit, state
+from intake.auth import current_user, require_roles
+from intake.auth.i18n import translator
+from intake.auth.web import Principal, error_page, staff_lang
 from intake.desk import bp, services
 from intake.kiosk import i18n
-from intake.kiosk.pin import check_pin, client_key
-from intake.kiosk.schemas import SignInSchema
-from intake.kiosk.views import kiosk_config
-from intake.kiosk.web import (
-    check_csrf,
-    csrf_token,
-    finish_response,
-    load_signed,
-    rotate_csrf,
-    serializer,
-    set_cookie,
-)
-from intake.storage.models import utcnow
+from intake.kiosk.web import check_csrf, csrf_token, finish_response
+from intake.storage.models import Role, utcnow
 
 log = logging.getLogger(__name__)
 
-COOKIE = "intake_desk"
-COOKIE_SALT = "desk-session"
-PATH = "/desk"
-ACTOR = "front_desk"
+# Who may open the desk: the front desk, and the clinicians and admins who stand in.
+DESK_ROLES = (Role.FRONT_DESK, Role.PRACTITIONER, Role.ADMIN)
 
 
 @bp.before_request
 def _csrf() -> None:
-    check_csrf()
+    check_csrf()  # the desk has no form of its own today; a new one is covered at once
 
 
 @bp.after_request
@@ -49,34 +44,13 @@ def _headers(response: BaseResponse) -> BaseResponse:
 
 @bp.errorhandler(HTTPException)
 def _http_error(exc: HTTPException) -> tuple[str, int]:
-    lang = _lang()
-    key = "expired" if exc.code == 400 else "error"
-    return render_template("desk/error.html", lang=lang, t=_tr(lang),
-                           title=i18n.t(f"{key}_title", lang)), exc.code or 500
+    return error_page(exc)
 
 
-def _lang() -> str:
-    return i18n.negotiate(request.args.get("lang"), request.accept_languages.values())
-
-
-def _tr(lang: str) -> Any:
-    def tr(key: str, **values: object) -> str:
-        return i18n.t(key, lang, **values)
-
-    return tr
-
-
-def _signed_in_at() -> float | None:
-    """When this browser signed in, if its desk sign-in is still valid."""
-    hours = state().settings.desk_session_hours
-    value = load_signed(COOKIE_SALT, request.cookies.get(COOKIE), hours * 3600)
-    if isinstance(value, dict) and isinstance(value.get("at"), int | float):
-        return float(value["at"])
-    return None
-
-
-def _seconds_left(signed_at: float) -> float:
-    return signed_at + state().settings.desk_session_hours * 3600 - time.time()
+def _user() -> Principal:
+    user = current_user()
+    assert user is not None  # require_roles let the request through
+    return user
 
 
 def _tz() -> ZoneInfo:
@@ -108,86 +82,51 @@ def _rows_context(lang: str) -> dict[str, Any]:
 
 @bp.get("")
 @bp.get("/")
-def index() -> BaseResponse | str:
-    """The desk page, or its sign-in form."""
-    lang = _lang()
-    if _signed_in_at() is None:
-        return render_template("desk/signin.html", lang=lang, t=_tr(lang),
-                               csrf_token=csrf_token(), error=None)
+@require_roles(*DESK_ROLES)
+def index() -> str:
+    """The desk page: open alerts and the recent intakes, in the staff frame."""
+    lang = staff_lang()
+    user = _user()
     context = _rows_context(lang)
     with state().sessions.begin() as session:
-        audit.record(session, actor=ACTOR, action="desk.viewed", entity_type="desk",
+        audit.record(session, actor=user.name, action="desk.viewed", entity_type="desk",
                      entity_id="recent", detail={"rows": len(context["rows"])})
-    return render_template("desk/index.html", lang=lang, t=_tr(lang), csrf_token=csrf_token(),
-                           **context)
+    return render_template("desk/index.html", lang=lang, t=translator(lang), user=user,
+                           csrf_token=csrf_token(), **context)
 
 
 @bp.get("/rows")
-def rows() -> BaseResponse | str:
+@require_roles(*DESK_ROLES, page=False, touch=False)
+def rows() -> str:
     """The table body, for the page's script to refresh after an event."""
-    if _signed_in_at() is None:
-        return Response(status=401)
-    lang = _lang()
-    return render_template("desk/_rows.html", lang=lang, t=_tr(lang), **_rows_context(lang))
-
-
-@bp.post("/signin")
-def signin() -> BaseResponse | tuple[str, int]:
-    lang = _lang()
-    try:
-        data = SignInSchema().load(request.form.to_dict())
-    except ValidationError:
-        return render_template("desk/signin.html", lang=lang, t=_tr(lang),
-                               csrf_token=csrf_token(),
-                               error=i18n.t("err_pin", lang)), 422
-    with state().sessions.begin() as session:
-        verdict = check_pin(session, kiosk_config().pin_hash, data["pin"],
-                            client_key(request.remote_addr), utcnow())
-        if verdict.ok:
-            audit.record(session, actor=ACTOR, action="desk.signed_in", entity_type="desk",
-                         entity_id="session")
-    if not verdict.ok:
-        error = (i18n.t("err_locked", lang, m=verdict.locked_minutes)
-                 if verdict.locked_minutes else i18n.t("err_pin", lang))
-        return render_template("desk/signin.html", lang=lang, t=_tr(lang),
-                               csrf_token=csrf_token(), error=error), \
-            429 if verdict.locked_minutes else 403
-    response = redirect(url_for("desk.index", lang=lang), 303)
-    set_cookie(response, COOKIE, serializer(COOKIE_SALT).dumps({"at": time.time()}), PATH)
-    rotate_csrf()
-    return response
-
-
-@bp.post("/signout")
-def signout() -> BaseResponse:
-    response = redirect(url_for("desk.index", lang=_lang()), 303)
-    response.delete_cookie(COOKIE, path=PATH, httponly=True, samesite="Strict",
-                           secure=request.is_secure)
-    rotate_csrf()
-    return response
+    lang = staff_lang()
+    return render_template("desk/_rows.html", lang=lang, t=translator(lang),
+                           **_rows_context(lang))
 
 
 @bp.get("/state")
+@require_roles(*DESK_ROLES, page=False, touch=False)
 def session_state() -> BaseResponse:
-    """For the page's script: is the sign-in still valid (to tell a lost connection from
-    an ended sign-in)?"""
-    return jsonify({"signed_in": _signed_in_at() is not None})
+    """For the page's script: the sign-in is still valid (401 when it is not), to tell a
+    lost connection from an ended sign-in. Not activity."""
+    return jsonify({"signed_in": True, "seconds_left": int(_user().seconds_left)})
 
 
 @bp.get("/stream")
+@require_roles(*DESK_ROLES, page=False, touch=False)
 def stream() -> BaseResponse:
-    """Server-sent events: 'alert' for emergencies, 'update' for other results, 'ping'."""
-    signed_at = _signed_in_at()
-    if signed_at is None:
-        return Response(status=401)
+    """Server-sent events: 'alert' for emergencies, 'update' for other results, 'ping'.
+
+    Ends no later than the sign-in would time out if nothing else happened; the page
+    reconnects, and the reconnection is refused once the sign-in has ended."""
     st = state()
     cursor = _cursor()
     if cursor is None:
         with st.sessions() as session:
             cursor = services.latest_cursor(session)
-    duration = min(st.settings.desk_stream_seconds, max(1.0, _seconds_left(signed_at)))
+    duration = min(st.settings.desk_stream_seconds, max(1.0, _user().seconds_left))
     body = services.stream(st.sessions, redis_url=st.settings.redis_url, cursor=cursor,
-                           duration=duration, lang=_lang(), tz=_tz())
+                           duration=duration, lang=staff_lang(), tz=_tz())
     return Response(body, mimetype="text/event-stream",
                     headers={"X-Accel-Buffering": "no"})
 

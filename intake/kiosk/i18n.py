@@ -132,9 +132,6 @@ CATALOG: dict[str, tuple[str, str]] = {
     "to_start": ("最初の画面へ", "To the first screen"),
     # --- desk -----------------------------------------------------------------------------
     "desk_title": ("受付アラート", "Front-desk alerts"),
-    "desk_signin_title": ("受付アラート: サインイン", "Front-desk alerts: sign in"),
-    "desk_signin": ("サインイン", "Sign in"),
-    "desk_signout": ("サインアウト", "Sign out"),
     "desk_note": ("トリアージは診断ではありません。スタッフと医師の判断を支援するためのものです。",
                   "Triage supports staff and clinicians; it is not a diagnosis."),
     "desk_recent": ("最近の問診(緊急度順)", "Recent intakes, most urgent first"),
@@ -153,10 +150,10 @@ CATALOG: dict[str, tuple[str, str]] = {
     "live_ok": ("ライブ受信中", "Live"),
     "live_lost": ("接続が切れています。アラートを受信できていません。再接続しています…",
                   "Connection lost: alerts are NOT being received. Reconnecting…"),
-    "signed_out": ("サインインの有効期限が切れました。アラートを受信していません。"
-                   "再度サインインしてください。",
-                   "Your sign-in has ended: alerts are NOT being received. Please sign in "
-                   "again."),
+    "desk_signed_out": ("サインインの有効期限が切れました。アラートを受信していません。"
+                        "再度サインインしてください。",
+                        "Your sign-in has ended: alerts are NOT being received. Please "
+                        "sign in again."),
     "status_received": ("受付済", "Received"),
     "status_triaged": ("判定済", "Triaged"),
     "status_triage_failed": ("判定エラー", "Triage failed"),

@@ -1,9 +1,10 @@
 """The staff PIN: hashed, compared in constant time, and rate-limited per client.
 
-The PIN guards the tablet's start screen (who the patient is) and the front-desk page.
-It is kept in memory only as an scrypt hash; a wrong guess costs the guesser one scrypt
-computation and counts towards a lockout of their address, so a 6-digit PIN cannot be
-found by trying (5 tries per 15 minutes is about 480 a day, against a million PINs).
+The PIN guards the tablet's start screen (who the patient is); the staff pages use
+staff accounts (``intake.auth``). It is kept in memory only as an scrypt hash; a wrong
+guess costs the guesser one scrypt computation and counts towards a lockout of their
+address, so a 6-digit PIN cannot be found by trying (5 tries per 15 minutes is about
+480 a day, against a million PINs).
 
 ``python -m intake.kiosk.hash_pin`` reads a PIN and prints its hash, for operators who would
 rather not keep the PIN itself in the environment.

@@ -101,12 +101,6 @@ def demographics_of(data: dict[str, Any]) -> dict[str, Any] | None:
     return dict(loaded)
 
 
-class SignInSchema(_Form):
-    """The desk page's sign-in: the staff PIN."""
-
-    pin = fields.Str(required=True, validate=validate.Length(1, 64))
-
-
 class LanguageSchema(_Form):
     lang = fields.Str(required=True, validate=validate.OneOf(LANGS))
 

@@ -1,4 +1,5 @@
-"""Driving the tablet in Chromium the way a patient does: by tapping what is on screen.
+"""Driving the tablet in Chromium the way a patient does: by tapping what is on screen;
+and signing in to the staff pages the way staff do.
 
 Also: axe-core (from tests/browser/node_modules, installed from the lockfile by
 ``npm ci``), screenshots into ``test-artifacts/screenshots/``, and the list of
@@ -8,6 +9,7 @@ request URLs a page made, to prove no answer ever travels in one.
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,9 @@ from support import npm_ci
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
+# Staff users and their password come from the sign-in tests' helpers.
+if str(HERE.parent / "auth") not in sys.path:
+    sys.path.insert(0, str(HERE.parent / "auth"))
 SHOTS = REPO / "test-artifacts" / "screenshots"
 AXE = HERE / "node_modules" / "axe-core" / "axe.min.js"
 PIN = "246810"
@@ -103,6 +108,17 @@ def shoot(page: Any, name: str, both: bool = True) -> None:
         page.set_viewport_size(size)
         page.screenshot(path=str(SHOTS / f"{name}-{size['width']}x{size['height']}.png"))
     page.set_viewport_size(original)
+
+
+def sign_in_staff(page: Any, base: str, name: str, password: str, *, path: str = "/desk",
+                  lang: str = "ja") -> None:
+    """Open a staff page, land on the sign-in form, and sign in as a user would."""
+    page.goto(f"{base}{path}?lang={lang}")
+    page.wait_for_url("**/auth/signin?**")
+    page.fill("#f-name", name)
+    page.fill("#f-password", password)
+    with page.expect_navigation():
+        page.get_by_role("button", name=re.compile("^(サインイン|Sign in)$")).click()
 
 
 def start_patient(page: Any, base: str, *, lang: str, record_number: str,

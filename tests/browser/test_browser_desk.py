@@ -1,5 +1,6 @@
-"""The front-desk page in Chromium: PIN sign-in, and an emergency submitted on the tablet
-appears as an alert within 2 seconds (real worker, real Redis, server-sent events)."""
+"""The front-desk page in Chromium: a front-desk user signs in, and an emergency
+submitted on the tablet appears as an alert within 2 seconds (real worker, real Redis,
+server-sent events)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,17 @@ import time
 from typing import Any
 
 import pytest
-from browser_helpers import LANDSCAPE, PIN, PORTRAIT, Audit, answer_all, send, shoot, start_patient
+from auth_helpers import PASSWORD, make_user
+from browser_helpers import (
+    LANDSCAPE,
+    PORTRAIT,
+    Audit,
+    answer_all,
+    send,
+    shoot,
+    sign_in_staff,
+    start_patient,
+)
 from sqlalchemy import select
 
 from intake import state
@@ -16,22 +27,20 @@ from support import case, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-
-def _sign_in(page: Any, base: str, pin: str = PIN) -> None:
-    page.goto(f"{base}/desk?lang=ja")
-    page.fill("#f-pin", pin)
-    with page.expect_navigation():
-        page.get_by_role("button", name="サインイン").click()
+DESK_USER = "desk.browser"
 
 
 def test_emergency_reaches_the_desk_within_two_seconds(stack: Any, new_page: Any,
                                                        audit: Audit) -> None:
+    make_user(stack.main.app, DESK_USER, "front_desk")
     desk = new_page(LANDSCAPE)
-    _sign_in(desk, stack.main.base, pin="000000")
-    assert desk.get_by_role("alert").inner_text() == "PINが違います"
-    audit.check(desk, "desk-signin-error")
-    shoot(desk, "desk-signin-error")
-    _sign_in(desk, stack.main.base)
+    sign_in_staff(desk, stack.main.base, DESK_USER, "not-the-password")
+    assert desk.get_by_role("alert").inner_text() == "ユーザー名またはパスワードが違います。"
+    audit.check(desk, "staff-signin-error")
+    shoot(desk, "staff-signin-error")
+    sign_in_staff(desk, stack.main.base, DESK_USER, PASSWORD)
+    assert desk.url.endswith("/desk?lang=ja")
+    assert desk.get_by_test_id("signed-in-as").inner_text() == f"{DESK_USER} (受付)"
     desk.locator("#live-ok").wait_for()
     desk.wait_for_timeout(300)  # the stream is open (its first ping arrived)
     audit.check(desk, "desk")

@@ -1,20 +1,36 @@
-"""The front-desk page: PIN sign-in, the list by urgency, and the bounded alert stream."""
+"""The front-desk page: user sign-in (no PIN), the list by urgency, and the alert stream,
+bounded by its own limit and by the end of the sign-in."""
 
 from __future__ import annotations
 
 import json
 import re
+import sys
+import time
 from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
-import itsdangerous.timed
 import pytest
-from kiosk_helpers import PIN, TOKEN_RE
+from kiosk_helpers import PIN
 
 from intake import pipeline, state
 from intake.clinical import parse_simple_answers
 from intake.storage.models import Intake
 from support import case
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "auth"))
+from auth_helpers import (  # noqa: E402
+    age_sessions,
+    audit_events,
+    make_user,
+    sign_in,
+    sign_out,
+    signed_in_client,
+)
+
+DESK_USER = "desk.front"
 
 
 @pytest.fixture
@@ -22,10 +38,8 @@ def desk_app(make_app: Callable[..., Any], sqlite_url: str) -> Any:
     return make_app(sqlite_url, kiosk_pin=PIN, desk_stream_seconds="2")
 
 
-def _sign_in(client: Any, pin: str = PIN, lang: str = "en") -> Any:
-    page = client.get(f"/desk?lang={lang}")
-    token = TOKEN_RE.search(page.get_data(as_text=True)).group(1)  # type: ignore[union-attr]
-    return client.post(f"/desk/signin?lang={lang}", data={"pin": pin, "csrf_token": token})
+def _desk_client(app: Any) -> Any:
+    return signed_in_client(app, "front_desk", DESK_USER)
 
 
 def _intake(app: Any, case_id: str, record_number: str, *, triage: bool = True) -> Intake:
@@ -49,34 +63,49 @@ def _events(body: str) -> list[tuple[str | None, str, dict[str, Any]]]:
     return out
 
 
-def test_desk_needs_the_staff_pin(desk_app: Any) -> None:
+def test_desk_needs_a_signed_in_user_not_the_pin(desk_app: Any) -> None:
     client = desk_app.test_client()
     page = client.get("/desk")
-    assert page.status_code == 200 and 'name="pin"' in page.get_data(as_text=True)
+    assert page.status_code == 303 and page.headers["Location"] == "/auth/signin?next=%2Fdesk"
     assert page.headers["Cache-Control"] == "no-store"
-    assert client.get("/desk/rows").status_code == 401
-    assert client.get("/desk/stream").status_code == 401
-    assert client.get("/desk/state").get_json() == {"signed_in": False}
-    assert _sign_in(client, pin="999999").status_code == 403
-    assert client.get("/desk/state").get_json() == {"signed_in": False}
-    resp = _sign_in(client)
-    assert resp.status_code == 303
-    assert client.get("/desk/state").get_json() == {"signed_in": True}
-    page = client.get("/desk?lang=en").get_data(as_text=True)
-    token = TOKEN_RE.search(page).group(1)  # type: ignore[union-attr]
-    client.post("/desk/signout", data={"csrf_token": token})
-    assert client.get("/desk/state").get_json() == {"signed_in": False}
+    for url in ("/desk/rows", "/desk/stream", "/desk/state"):
+        assert client.get(url).status_code == 401, url
+    signin = client.get(page.headers["Location"]).get_data(as_text=True)
+    assert 'name="pin"' not in signin and 'name="password"' in signin
+    # The PIN sign-in is gone, and the staff PIN is no password.
+    assert client.post("/desk/signin", data={"pin": PIN}).status_code == 404
+    make_user(desk_app, DESK_USER, "front_desk")
+    assert sign_in(client, DESK_USER, PIN).status_code == 403
+    # The tablet keeps its PIN.
+    assert 'name="pin"' in client.get("/kiosk").get_data(as_text=True)
+
+    resp = sign_in(client, DESK_USER, next_path="/desk")
+    assert resp.status_code == 303 and resp.headers["Location"] == "/desk"
+    html = client.get("/desk?lang=en").get_data(as_text=True)
+    assert "Front-desk alerts" in html and f"{DESK_USER} (front desk)" in html
+    assert 'action="/auth/signout"' in html and "/auth/static/staff.js" in html
+    assert "/desk/static/desk.css" in html and "/desk/static/desk.js" in html
+    assert 'href="/review' not in html and 'href="/admin' not in html  # not for this role
+    data = client.get("/desk/state").get_json()
+    assert data["signed_in"] is True and 890 <= data["seconds_left"] <= 900
+    sign_out(client)
+    assert client.get("/desk/state").status_code == 401
 
 
-def test_sign_in_ends_after_its_lifetime(desk_app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    client = desk_app.test_client()
-    hours = state(desk_app).settings.desk_session_hours
-    real = itsdangerous.timed.time.time
-    monkeypatch.setattr(itsdangerous.timed.time, "time", lambda: real() - hours * 3600 - 5)
-    _sign_in(client)
-    monkeypatch.undo()
-    assert client.get("/desk/state").get_json() == {"signed_in": False}
+@pytest.mark.parametrize("role", ["practitioner", "admin"])
+def test_clinicians_and_admins_may_open_the_desk(desk_app: Any, role: str) -> None:
+    client = signed_in_client(desk_app, role)
+    assert client.get("/desk").status_code == 200
+    assert client.get("/desk/rows").status_code == 200
+
+
+def test_sign_in_ends_after_its_lifetime(desk_app: Any) -> None:
+    client = _desk_client(desk_app)
+    assert client.get("/desk/state").status_code == 200
+    age_sessions(desk_app, idle=timedelta(0), lifetime_over=timedelta(seconds=1))
+    assert client.get("/desk/state").status_code == 401
     assert client.get("/desk/stream").status_code == 401
+    assert client.get("/desk").status_code == 303
 
 
 def test_list_is_by_urgency_without_names_or_answers(desk_app: Any) -> None:
@@ -84,8 +113,7 @@ def test_list_is_by_urgency_without_names_or_answers(desk_app: Any) -> None:
     emergency = _intake(desk_app, "pub-03", "MRN-D2")
     pending = _intake(desk_app, "pub-01", "MRN-D3", triage=False)
     same_day = _intake(desk_app, "pub-02", "MRN-D4")
-    client = desk_app.test_client()
-    _sign_in(client)
+    client = _desk_client(desk_app)
     html = client.get("/desk?lang=en").get_data(as_text=True)
     order = [m.group(1) for m in re.finditer(r'class="mono">([^<]+)<', html)]
     assert order == [emergency.business_id, pending.business_id, same_day.business_id,
@@ -98,11 +126,13 @@ def test_list_is_by_urgency_without_names_or_answers(desk_app: Any) -> None:
     assert f"Emergency: intake {emergency.business_id}" in html
     rows = client.get("/desk/rows?lang=ja").get_data(as_text=True)
     assert "救急(今すぐ)" in rows
+    # The audit trail names who looked.
+    viewed = audit_events(desk_app, "desk.viewed")
+    assert [(e.actor, e.detail) for e in viewed] == [(DESK_USER, {"rows": 4})]
 
 
 def test_stream_sends_alerts_from_the_database_without_redis(desk_app: Any) -> None:
-    client = desk_app.test_client()
-    _sign_in(client)
+    client = _desk_client(desk_app)
     first = _intake(desk_app, "pub-01", "MRN-S1")
     emergency = _intake(desk_app, "pub-06", "MRN-S2")
     resp = client.get("/desk/stream?after=0&lang=en")
@@ -121,3 +151,20 @@ def test_stream_sends_alerts_from_the_database_without_redis(desk_app: Any) -> N
     again = client.get("/desk/stream", headers={"Last-Event-ID": alert[0]})
     assert [e for e in _events(again.get_data(as_text=True))
             if e[1] in ("alert", "update")] == []
+
+
+def test_stream_ends_when_the_sign_in_would(make_app: Callable[..., Any],
+                                            sqlite_url: str) -> None:
+    """An unattended desk's stream stops at the idle time-out, not 25 s later, and the
+    reconnection is refused."""
+    app = make_app(sqlite_url, desk_stream_seconds="25")
+    client = _desk_client(app)
+    age_sessions(app, idle=timedelta(minutes=15) - timedelta(seconds=3))
+    started = time.monotonic()
+    body = client.get("/desk/stream?after=0").get_data(as_text=True)
+    elapsed = time.monotonic() - started
+    assert 1.5 <= elapsed <= 8, elapsed
+    assert _events(body)[-1][1] == "bye"
+    time.sleep(max(0.0, 3.2 - elapsed))
+    assert client.get("/desk/stream").status_code == 401
+    assert [e.detail for e in audit_events(app, "signin.expired")] == [{"why": "idle"}]

@@ -91,7 +91,12 @@
 
   function checkSignedIn() {
     fetch(stateUrl, { credentials: "same-origin", cache: "no-store" })
-      .then(function (r) { return r.json(); })
+      .then(function (r) {
+        // 401: the sign-in has ended (staff.js also leaves for the sign-in page).
+        if (r.status === 401 || r.status === 403) { return { signed_in: false }; }
+        if (!r.ok) { throw new Error(String(r.status)); }
+        return r.json();
+      })
       .then(function (data) {
         if (!data.signed_in) {
           signedOut.hidden = false;
