@@ -70,13 +70,17 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(health_bp)
     app.register_blueprint(api_bp, url_prefix="/api")
 
+    from intake.admin import bp as admin_bp
     from intake.auth import bp as auth_bp
     from intake.desk import bp as desk_bp
     from intake.kiosk import bp as kiosk_bp
+    from intake.review import bp as review_bp
 
     app.register_blueprint(auth_bp, url_prefix="/auth")
     app.register_blueprint(kiosk_bp, url_prefix="/kiosk")
     app.register_blueprint(desk_bp, url_prefix="/desk")
+    app.register_blueprint(admin_bp, url_prefix="/admin")
+    app.register_blueprint(review_bp, url_prefix="/review")
 
     from intake.cds import bp as cds_bp
     from intake.fhirapi import bp as fhir_bp

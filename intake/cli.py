@@ -70,6 +70,9 @@ def users() -> None:
     """Staff accounts (practitioner, front_desk, admin)."""
 
 
+ROLES = ("practitioner", "front_desk", "admin")  # intake.storage.models.Role, kept light
+
+
 def _read_password(confirm: bool) -> str:
     """From a prompt on a terminal, else the first line of standard input (scripts)."""
     if sys.stdin.isatty():
@@ -82,7 +85,9 @@ def _read_password(confirm: bool) -> str:
     return line.rstrip("\r\n")
 
 
-def _user_command(action: Any) -> None:
+def _user_command(action: Any) -> str:
+    """Run ``action(session)`` in one transaction; a refused command changes nothing and
+    exits 1 with the reason. Returns the user's stored (normalised) name."""
     from intake.auth.passwords import PasswordRejected
     from intake.auth.users import UserError
     from intake.storage.db import session_factory
@@ -92,23 +97,24 @@ def _user_command(action: Any) -> None:
     upgrade(settings.database_url)
     try:
         with session_factory(settings.database_url).begin() as session:
-            action(session)
+            name: str = action(session).name
     except (UserError, PasswordRejected) as exc:
         raise click.ClickException(str(exc)) from None
+    return name
 
 
 @users.command("create")
 @click.argument("name")
-@click.option("--role", required=True,
-              type=click.Choice(["practitioner", "front_desk", "admin"]))
+@click.option("--role", required=True, type=click.Choice(ROLES))
 def users_create(name: str, role: str) -> None:
     """Add a user; the password comes from a prompt or standard input."""
     from intake.auth.users import create_user
     from intake.storage.models import utcnow
 
     password = _read_password(confirm=True)
-    _user_command(lambda s: create_user(s, name, role, password, actor="cli", now=utcnow()))
-    click.echo(f"user {name.strip().lower()} created ({role})")
+    stored = _user_command(
+        lambda s: create_user(s, name, role, password, actor="cli", now=utcnow()))
+    click.echo(f"user {stored} created ({role})")
 
 
 @users.command("disable")
@@ -117,46 +123,53 @@ def users_disable(name: str) -> None:
     """Stop a user signing in and end their open sessions."""
     from intake.auth.users import disable_user
 
-    _user_command(lambda s: disable_user(s, name, actor="cli"))
-    click.echo(f"user {name.strip().lower()} disabled")
+    stored = _user_command(lambda s: disable_user(s, name, actor="cli"))
+    click.echo(f"user {stored} disabled (signed out everywhere)")
 
 
 @users.command("enable")
 @click.argument("name")
 def users_enable(name: str) -> None:
-    """Let a disabled user sign in again."""
+    """Let a disabled user sign in again (and lift a lock-out)."""
     from intake.auth.users import enable_user
 
-    _user_command(lambda s: enable_user(s, name, actor="cli"))
-    click.echo(f"user {name.strip().lower()} enabled")
+    stored = _user_command(lambda s: enable_user(s, name, actor="cli"))
+    click.echo(f"user {stored} enabled")
 
 
 @users.command("reset-password")
 @click.argument("name")
 def users_reset_password(name: str) -> None:
-    """Set a new password (prompt or standard input); ends the user's sessions."""
+    """Set a new password (prompt or standard input); ends the user's sessions and
+    lifts a lock-out."""
     from intake.auth.users import reset_password
     from intake.storage.models import utcnow
 
     password = _read_password(confirm=True)
-    _user_command(lambda s: reset_password(s, name, password, actor="cli", now=utcnow()))
-    click.echo(f"password of {name.strip().lower()} reset")
+    stored = _user_command(
+        lambda s: reset_password(s, name, password, actor="cli", now=utcnow()))
+    click.echo(f"password of {stored} reset (signed out everywhere)")
 
 
 @users.command("list")
 def users_list() -> None:
-    """Every user with role and state (no hashes)."""
+    """Every user with role and state (no hashes): name, role, active or disabled, and
+    "locked" while a lock-out after wrong passwords lasts."""
     from sqlalchemy import select
 
     from intake.storage.db import session_factory
     from intake.storage.migrate import upgrade
-    from intake.storage.models import User
+    from intake.storage.models import User, utcnow
 
     settings = _settings()
     upgrade(settings.database_url)
+    now = utcnow()
     with session_factory(settings.database_url)() as session:
         for user in session.execute(select(User).order_by(User.name)).scalars():
-            click.echo(f"{user.name}\t{user.role}\t{'active' if user.active else 'disabled'}")
+            state = "active" if user.active else "disabled"
+            if user.locked_until is not None and user.locked_until > now:
+                state += ", locked"
+            click.echo(f"{user.name}\t{user.role}\t{state}")
 
 
 @main.group()
@@ -166,17 +179,28 @@ def audit() -> None:
 
 @audit.command("verify")
 def audit_verify() -> None:
-    """Check the hash chain of the audit trail; exit 1 if it was tampered with."""
-    from intake.audit import verify
+    """Check the audit trail: the hash chain, each event's seal and the anchor.
+
+    Exit 0 when intact (with the count, and the newest event's id and hash to keep
+    elsewhere); exit 1 on any problem, the first line naming the first broken event."""
+    from intake.audit import derive_key, verify
+    from intake.config import ensure_secret_key
     from intake.storage.db import session_factory
+    from intake.storage.migrate import current_revision, head_revision
 
     settings = _settings()
+    # A check must not change the database: an old schema is reported, not upgraded.
+    revision, head = current_revision(settings.database_url), head_revision()
+    if revision != head:
+        raise click.ClickException(f"the database schema is at revision {revision}, not "
+                                   f"{head}: run `intake db upgrade` first")
+    key = derive_key(ensure_secret_key(settings))
     with session_factory(settings.database_url)() as session:
-        count, problems = verify(session)
-    for p in problems:
-        click.echo(p)
-    click.echo(f"{count} events checked, {len(problems)} problems")
-    sys.exit(1 if problems else 0)
+        report = verify(session, key=key)
+    if report.first is not None:
+        click.echo(report.first.message)
+    click.echo(report.summary())
+    sys.exit(0 if report.ok else 1)
 
 
 @main.command()

@@ -86,3 +86,24 @@ CDS_HOOK = "patient-view"
 CDS_PREFETCH_KEY = "questionnaireResponse"
 # Reasons a clinician may give when overriding a card (offered on every card).
 CS_CDS_OVERRIDE_REASON = f"{CANONICAL_BASE}/CodeSystem/cds-override-reason"
+
+# --- The audit trail exported as FHIR AuditEvent (intake.audit) ----------------
+
+# Standard code systems used where they fit.
+CS_AUDIT_EVENT_TYPE_HL7 = "http://terminology.hl7.org/CodeSystem/audit-event-type"
+CS_RESTFUL_INTERACTION = "http://hl7.org/fhir/restful-interaction"
+CS_SECURITY_SOURCE_TYPE = "http://terminology.hl7.org/CodeSystem/security-source-type"
+# The plugin's own: the kind of event (the part of the action name before the first
+# dot: intake, review, signin...), the action name itself, and what it was done to.
+CS_AUDIT_EVENT_TYPE = f"{CANONICAL_BASE}/CodeSystem/audit-event-type"
+CS_AUDIT_ACTION = f"{CANONICAL_BASE}/CodeSystem/audit-action"
+CS_AUDIT_ENTITY_TYPE = f"{CANONICAL_BASE}/CodeSystem/audit-entity-type"
+# Identifier systems: the id of the record an event is about (as the audit trail holds
+# it: an intake's internal id, a user name...) and a staff member's sign-in name.
+IDENTIFIER_SYSTEM_AUDIT_ENTITY = f"{CANONICAL_BASE}/NamingSystem/audit-entity-id"
+IDENTIFIER_SYSTEM_STAFF_USER = f"{CANONICAL_BASE}/NamingSystem/staff-user"
+# Extension on each exported AuditEvent carrying its place in the hash chain (sequence,
+# previousHash, hash, keyId, seal), so an export can be checked link by link.
+EXT_AUDIT_CHAIN = f"{_SD}/audit-chain"
+# The name the plugin gives itself as a FHIR actor (Provenance device, AuditEvent observer).
+PLUGIN_DEVICE_NAME = "knee-intake triage plugin"

@@ -69,6 +69,21 @@ class RedisServer:
         self.proc = None
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Code called outside an app (pipeline steps, the audit trail's key) reads the
+    ``INTAKE_*`` environment; give it a private data folder so no test writes into the
+    checkout's ``./instance``."""
+    if "INTAKE_DATA_DIR" in os.environ:
+        yield
+        return
+    os.environ["INTAKE_DATA_DIR"] = str(tmp_path_factory.mktemp("intake-data"))
+    try:
+        yield
+    finally:
+        os.environ.pop("INTAKE_DATA_DIR", None)
+
+
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Redis for the session: INTAKE_TEST_REDIS_URL, or a private one."""

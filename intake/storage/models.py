@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -102,6 +103,14 @@ class ReviewKind(enum.StrEnum):
 
 class Intake(Base):
     __tablename__ = "intakes"
+    __table_args__ = (
+        # The worklist's default view (not reviewed yet), in arrival order, with what
+        # its order and department filter read (found from indexes alone): a partial
+        # index, so its size follows the open queue rather than the whole history.
+        Index("ix_intakes_not_reviewed", "received_at", "id", "department_override",
+              postgresql_where=text("reviewed_at IS NULL"),
+              sqlite_where=text("reviewed_at IS NULL")),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     # Business identifier: printed on the desk screen and used as the FHIR
@@ -179,6 +188,10 @@ class TriageResult(Base):
     __tablename__ = "triage_results"
     __table_args__ = (
         UniqueConstraint("intake_id", "revision", name="uq_triage_results_intake_revision"),
+        # The worklist reads each intake's newest result from the index alone (urgency
+        # for the order, department and flags for the filters and the row).
+        Index("ix_triage_results_worklist", "intake_id", "revision", "urgency",
+              "department", "flag_codes"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -238,6 +251,33 @@ class AuditEvent(Base):
     source: Mapped[str] = mapped_column(String(100), default="")
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    # HMAC of (id, hash) under a key derived from the secret key, and which key: a chain
+    # recomputed by someone without the key fails here (NULL on events recorded before
+    # sealing began; see intake.audit).
+    key_id: Mapped[str | None] = mapped_column(String(16))
+    seal: Mapped[str | None] = mapped_column(String(64))
+
+
+class AuditAnchor(Base):
+    """One row (id 1): the newest audit event as its writer left it, sealed with the key.
+
+    The hash chain cannot show that its newest events were deleted; this row can, because
+    it is rewritten in the same transaction as every append and cannot be re-sealed
+    without the key. ``incident`` keeps, sealed, the first disagreement a writer found
+    between this row and the trail, so a later append does not hide a truncation.
+    """
+
+    __tablename__ = "audit_anchor"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_id: Mapped[int] = mapped_column(Integer)
+    last_hash: Mapped[str] = mapped_column(String(64))
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The first event sealed in this database; earlier ones predate sealing.
+    sealed_from: Mapped[int] = mapped_column(Integer)
+    incident: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    key_id: Mapped[str] = mapped_column(String(16))
+    seal: Mapped[str] = mapped_column(String(64))
 
 
 class KioskDraft(Base):

@@ -9,7 +9,10 @@ request URLs a page made, to prove no answer ever travels in one.
 from __future__ import annotations
 
 import re
+import subprocess
 import sys
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -196,3 +199,36 @@ def walk(page: Any, answers: dict[str, Any], *, on_screen: Any = None) -> str:
     page.wait_for_selector("#done", timeout=15_000)
     on_screen and on_screen("done")
     return str(page.locator("#done h1").inner_text()).strip()
+
+
+@dataclass
+class Server:
+    app: Any
+    base: str
+    stop: Any
+
+
+def serve_app(app: Any) -> Server:
+    """Serve a WSGI app over HTTP on a free port, in a thread."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        server.shutdown()
+        thread.join(timeout=10)
+
+    return Server(app, f"http://127.0.0.1:{server.server_port}", stop)
+
+
+def wait_worker_ready(log: Path, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if log.exists() and " ready." in log.read_text(errors="replace"):
+            return
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    raise RuntimeError("the Celery worker did not start:\n" + log.read_text(errors="replace"))

@@ -20,8 +20,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,15 +38,11 @@ from browser_helpers import (  # noqa: E402
     PORTRAIT,
     REPO,
     Audit,
+    Server,
     ensure_axe,
+    serve_app,
+    wait_worker_ready,
 )
-
-
-@dataclass
-class Server:
-    app: Any
-    base: str
-    stop: Any
 
 
 @dataclass
@@ -57,31 +51,6 @@ class Stack:
     idle: Server
     nobroker: Server
     worker_log: Path
-
-
-def _serve(app: Any) -> Server:
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-
-    def stop() -> None:
-        server.shutdown()
-        thread.join(timeout=10)
-
-    return Server(app, f"http://127.0.0.1:{server.server_port}", stop)
-
-
-def _wait_ready(log: Path, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if log.exists() and " ready." in log.read_text(errors="replace"):
-            return
-        if proc.poll() is not None:
-            break
-        time.sleep(0.1)
-    raise RuntimeError("the Celery worker did not start:\n" + log.read_text(errors="replace"))
 
 
 @pytest.fixture(scope="package")
@@ -115,12 +84,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
     servers: list[Server] = []
     try:
-        _wait_ready(log, worker)
+        wait_worker_ready(log, worker)
         servers = [
-            _serve(create_app(common)),
-            _serve(create_app({**common, "kiosk_idle_seconds": "2",
+            serve_app(create_app(common)),
+            serve_app(create_app({**common, "kiosk_idle_seconds": "2",
                                "kiosk_warning_seconds": "3"})),
-            _serve(create_app({**common, "redis_url": None, "kiosk_result_wait": "60",
+            serve_app(create_app({**common, "redis_url": None, "kiosk_result_wait": "60",
                                "database_url": lonely_url})),
         ]
         yield Stack(*servers, worker_log=log)

@@ -105,16 +105,19 @@ def test_audit_chain_detects_tampering(migrated_url: str) -> None:
             audit.record(s, actor="system", action="intake.read", entity_type="intake",
                          entity_id=str(i), detail={"n": i})
     with sessions() as s:
-        assert audit.verify(s) == (5, [])
+        report = audit.verify(s)
+    assert report.ok and report.checked == 5
     with sessions.begin() as s:
         s.execute(update(AuditEvent).where(AuditEvent.entity_id == "2")
                   .values(detail={"n": 99}))
     with sessions() as s:
-        count, problems = audit.verify(s)
-    assert count == 5 and problems == ["event 3: content does not match its hash"]
+        report = audit.verify(s)
+    assert report.checked == 5 and report.first is not None
+    assert (report.first.event_id, report.first.kind) == (3, audit.BreakKind.CONTENT)
+    assert report.problems == [report.first.message] and report.further == 0
     with sessions.begin() as s:
         ev = s.execute(select(AuditEvent).where(AuditEvent.entity_id == "2")).scalar_one()
         s.delete(ev)
     with sessions() as s:
-        _, problems = audit.verify(s)
-    assert any("link broken" in p for p in problems)
+        report = audit.verify(s)
+    assert any("link broken" in p for p in report.problems)
