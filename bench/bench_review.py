@@ -29,7 +29,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from sqlalchemy import insert  # noqa: E402
+from sqlalchemy import insert, text  # noqa: E402
 
 from intake import create_app, state  # noqa: E402
 from intake.auth.users import create_user  # noqa: E402
@@ -142,6 +142,11 @@ def main() -> int:
     emergency_id = seed(sessions, args.intakes, random.Random(6))
     backend = url.split(":")[0]
     print(f"seeded {args.intakes} intakes in {time.perf_counter() - t0:.1f} s ({backend})")
+    # Statistics as the database would have them in use (autovacuum / ANALYZE).
+    engine = sessions.kw["bind"]
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE" if backend.startswith("postgresql")
+                          else "ANALYZE"))
     with sessions.begin() as s:
         create_user(s, "bench.doctor", "practitioner", PASSWORD, actor="bench", now=utcnow())
 
