@@ -14,7 +14,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from intake import audit
+from intake import audit, throttle
 from intake.auth.passwords import (
     check_rules,
     dummy_hash,
@@ -149,42 +149,13 @@ def _name_key(name: str) -> str:
     return hashlib.sha256(f"signin-name|{normalise_name(name)}".encode()).hexdigest()
 
 
-def _minutes_left(until: datetime, now: datetime) -> int:
-    return max(1, int((until - now).total_seconds() + 59) // 60)
-
-
-def _throttle_locked(session: Session, key: str, now: datetime) -> int:
-    """Minutes left of a lock-out on ``key`` (0: none). Holds the row until commit."""
-    row = session.get(StaffPinThrottle, key, with_for_update=True)
-    if row is not None and row.locked_until is not None and row.locked_until > now:
-        return _minutes_left(row.locked_until, now)
-    return 0
-
-
 def _count_failure(session: Session, key: str, now: datetime, *, limit: int,
                    window: timedelta | None) -> int:
-    """Count one failure on ``key``; lock it for ``ACCOUNT_LOCKOUT``/``ADDRESS_WINDOW``
-    at ``limit``. ``window``: failures older than this are forgotten (None: kept until
-    a lock-out, like a user's own count). Returns the minutes locked (0: not locked)."""
-    row = session.get(StaffPinThrottle, key, with_for_update=True)
-    if row is None:
-        try:
-            with session.begin_nested():
-                row = StaffPinThrottle(client_key=key, failures=0, window_started_at=now)
-                session.add(row)
-        except IntegrityError:  # a concurrent first failure inserted it
-            row = session.get(StaffPinThrottle, key, with_for_update=True,
-                              populate_existing=True)
-            assert row is not None
-    expired_window = window is not None and now - row.window_started_at > window
-    if expired_window or row.locked_until is not None:  # a lock here has ended
-        row.failures, row.window_started_at, row.locked_until = 0, now, None
-    row.failures += 1
-    if row.failures >= limit:
-        lockout = ADDRESS_WINDOW if window is not None else ACCOUNT_LOCKOUT
-        row.locked_until = now + lockout
-        return _minutes_left(row.locked_until, now)
-    return 0
+    """One failure on ``key``: an address keeps a sliding window and locks for
+    ``ADDRESS_WINDOW``; a name keeps its count until a lock-out of ``ACCOUNT_LOCKOUT``."""
+    return throttle.count_failure(
+        session, key, now, limit=limit, window=window,
+        lockout=ADDRESS_WINDOW if window is not None else ACCOUNT_LOCKOUT)
 
 
 def _refused_locked(session: Session, *, actor: str, entity_type: str, entity_id: str,
@@ -206,14 +177,14 @@ def authenticate(session: Session, name: str, password: str, *, address: str,
     lock-out tells an attacker which names exist.
     """
     address_key = _address_key(address)
-    minutes = _throttle_locked(session, address_key, now)
+    minutes = throttle.locked_minutes(session, address_key, now)
     if minutes:
         return _refused_locked(session, actor="anonymous", entity_type="client",
                                entity_id=address_key, minutes=minutes)
     user = find_user(session, name, lock=True)
     if user is None:
         name_key = _name_key(name)
-        minutes = _throttle_locked(session, name_key, now)
+        minutes = throttle.locked_minutes(session, name_key, now)
         if minutes:
             return _refused_locked(session, actor="anonymous", entity_type="user",
                                    entity_id="(unknown)", minutes=minutes)
@@ -229,7 +200,7 @@ def authenticate(session: Session, name: str, password: str, *, address: str,
     if user.locked_until is not None and user.locked_until > now:
         return _refused_locked(session, actor=user.name, entity_type="user",
                                entity_id=user.name,
-                               minutes=_minutes_left(user.locked_until, now))
+                               minutes=throttle.minutes_left(user.locked_until, now))
     right = verify_password(user.password_hash, password)
     if right and user.active:
         if needs_rehash(user.password_hash):
@@ -246,7 +217,7 @@ def authenticate(session: Session, name: str, password: str, *, address: str,
     if user.failed_signins >= MAX_ACCOUNT_FAILURES:
         user.locked_until = now + ACCOUNT_LOCKOUT
         user.failed_signins = 0
-        minutes = _minutes_left(user.locked_until, now)
+        minutes = throttle.minutes_left(user.locked_until, now)
         detail["locked_minutes"] = int(ACCOUNT_LOCKOUT.total_seconds() // 60)
     audit.record(session, actor=user.name, action="signin.failed", entity_type="user",
                  entity_id=user.name, detail=detail)

@@ -22,11 +22,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from intake import throttle
 from intake.config import Settings
-from intake.storage.models import StaffPinThrottle
 
 log = logging.getLogger(__name__)
 
@@ -111,31 +110,16 @@ def check_pin(session: Session, stored_hash: str, candidate: str, key: str,
 
     Runs in the caller's transaction so the failure count is committed with it.
     """
-    row = session.get(StaffPinThrottle, key, with_for_update=True)
-    if row is not None and row.locked_until is not None and row.locked_until > now:
-        return PinCheck(False, _minutes_left(row.locked_until, now))
+    minutes = throttle.locked_minutes(session, key, now)
+    if minutes:
+        return PinCheck(False, minutes)
     if verify_pin(stored_hash, candidate):
-        if row is not None:
-            session.delete(row)
+        throttle.clear(session, key)
         return PinCheck(True)
-    if row is None:
-        try:
-            with session.begin_nested():
-                row = StaffPinThrottle(client_key=key, failures=0, window_started_at=now)
-                session.add(row)
-        except IntegrityError:  # a concurrent first failure inserted it
-            row = session.get(StaffPinThrottle, key, with_for_update=True,
-                              populate_existing=True)
-            assert row is not None
-    if now - row.window_started_at > WINDOW or row.locked_until is not None:
-        row.failures, row.window_started_at, row.locked_until = 0, now, None
-    row.failures += 1
-    if row.failures >= MAX_FAILURES:
-        row.locked_until = now + LOCKOUT
-        log.warning("staff PIN locked for a client after %d wrong attempts", row.failures)
-        return PinCheck(False, _minutes_left(row.locked_until, now))
-    return PinCheck(False)
+    minutes = throttle.count_failure(session, key, now, limit=MAX_FAILURES, window=WINDOW,
+                                     lockout=LOCKOUT)
+    if minutes:
+        log.warning("staff PIN locked for a client after %d wrong attempts", MAX_FAILURES)
+    return PinCheck(False, minutes)
 
 
-def _minutes_left(until: datetime, now: datetime) -> int:
-    return max(1, int((until - now).total_seconds() + 59) // 60)

@@ -232,3 +232,42 @@ def wait_worker_ready(log: Path, proc: subprocess.Popen[bytes], timeout: float =
             break
         time.sleep(0.1)
     raise RuntimeError("the Celery worker did not start:\n" + log.read_text(errors="replace"))
+
+
+def start_worker(tmp: Path, settings: dict[str, str], hostname: str
+                 ) -> tuple[subprocess.Popen[bytes], Path]:
+    """A real Celery worker with beat on these settings (the sweepers fast); returns the
+    process and its log once it is ready."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INTAKE_")}
+    env.update({"INTAKE_" + k.upper(): v for k, v in settings.items()})
+    env.update({"INTAKE_SWEEP_INTERVAL": "0.5", "INTAKE_STUCK_AFTER": "2",
+                "INTAKE_LOG_LEVEL": "info", "PYTHONUNBUFFERED": "1"})
+    log = tmp / "worker.log"
+    with log.open("ab") as out:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "workers", "worker", "--loglevel", "INFO",
+             "--concurrency", "1", "-Q", "intake", "--without-gossip", "--without-mingle",
+             "--without-heartbeat", "--hostname", f"{hostname}@%h", "--beat", "--schedule",
+             str(tmp / "beat")],
+            env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
+    try:
+        wait_worker_ready(log, worker)
+    except BaseException:
+        stop_worker(worker)
+        raise
+    return worker, log
+
+
+def stop_worker(worker: subprocess.Popen[bytes]) -> None:
+    import os
+    import signal
+
+    if worker.poll() is None:
+        os.killpg(worker.pid, signal.SIGTERM)
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(timeout=10)

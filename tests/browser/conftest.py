@@ -17,8 +17,6 @@ never download a browser. If it is missing the tests fail with that instruction.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,12 +34,12 @@ from browser_helpers import (  # noqa: E402
     CHROMIUM_ARGS,
     PIN,
     PORTRAIT,
-    REPO,
     Audit,
     Server,
     ensure_axe,
     serve_app,
-    wait_worker_ready,
+    start_worker,
+    stop_worker,
 )
 
 
@@ -70,21 +68,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
               "redis_url": redis_url, "kiosk_pin": PIN, "broker_timeout": "1",
               "log_level": "warning"}
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INTAKE_")}
-    env.update({"INTAKE_" + k.upper(): v for k, v in common.items()})
-    env.update({"INTAKE_SWEEP_INTERVAL": "0.5", "INTAKE_STUCK_AFTER": "2",
-                "INTAKE_LOG_LEVEL": "info", "PYTHONUNBUFFERED": "1"})
-    log = tmp / "worker.log"
-    with log.open("ab") as out:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "workers", "worker", "--loglevel", "INFO",
-             "--concurrency", "1", "-Q", "intake", "--without-gossip", "--without-mingle",
-             "--without-heartbeat", "--hostname", "browser@%h", "--beat", "--schedule",
-             str(tmp / "beat")],
-            env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
+    try:
+        worker, log = start_worker(tmp, common, "browser")
+    except BaseException:
+        redis_proc.terminate()
+        raise
     servers: list[Server] = []
     try:
-        wait_worker_ready(log, worker)
         servers = [
             serve_app(create_app(common)),
             serve_app(create_app({**common, "kiosk_idle_seconds": "2",
@@ -96,13 +86,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     finally:
         for server in servers:
             server.stop()
-        if worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGTERM)
-            try:
-                worker.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, signal.SIGKILL)
-                worker.wait(timeout=10)
+        stop_worker(worker)
         redis_proc.terminate()
         redis_proc.wait(timeout=10)
         dispose_engines()

@@ -6,17 +6,14 @@ written back, once, to the Medplum test server by the real worker."""
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_helpers import REPO, Audit, serve_app, shoot, wait_worker_ready
+from browser_helpers import Audit, serve_app, shoot, start_worker, stop_worker
 
 from intake import constants, state
 from intake.auth.users import create_user
@@ -49,32 +46,20 @@ def ehr_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
     common = {"data_dir": str(tmp / "data"), "database_url": database_url,
               "redis_url": redis_url, "fhir_base_url": fhir.base_url, "fhir_timeout": "5",
               "retry_backoff_cap": "2", "broker_timeout": "1", "log_level": "warning"}
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INTAKE_")}
-    env.update({"INTAKE_" + k.upper(): v for k, v in common.items()})
-    env.update({"INTAKE_SWEEP_INTERVAL": "0.5", "INTAKE_STUCK_AFTER": "2",
-                "INTAKE_LOG_LEVEL": "info", "PYTHONUNBUFFERED": "1"})
-    log = tmp / "worker.log"
-    with log.open("ab") as out:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "workers", "worker", "--loglevel", "INFO",
-             "--concurrency", "1", "-Q", "intake", "--without-gossip", "--without-mingle",
-             "--without-heartbeat", "--hostname", "e2e@%h", "--beat", "--schedule",
-             str(tmp / "beat")],
-            env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
+    try:
+        worker, _ = start_worker(tmp, common, "e2e")
+    except BaseException:
+        redis_proc.terminate()
+        fhir.stop()
+        raise
     server = None
     try:
-        wait_worker_ready(log, worker)
         server = serve_app(create_app(common))
         yield {"app": server.app, "base": server.base, "fhir": fhir}
     finally:
         if server is not None:
             server.stop()
-        if worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGTERM)
-            try:
-                worker.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, signal.SIGKILL)
+        stop_worker(worker)
         redis_proc.terminate()
         redis_proc.wait(timeout=10)
         fhir.stop()
