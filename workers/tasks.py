@@ -16,8 +16,9 @@ import redis
 from celery.signals import worker_process_init
 from sqlalchemy.exc import OperationalError
 
-from intake import alerts, pipeline
+from intake import pipeline
 from intake.delivery.service import build_bundle, make_adapter
+from intake.live import notify
 from intake.queue import TASK_DELIVER, TASK_SWEEP, TASK_TRIAGE, send
 from intake.storage.db import dispose_engines, session_factory
 from intake.storage.models import JobKind
@@ -35,6 +36,7 @@ def _after_fork(**_: Any) -> None:
     # Connections and HTTP sessions must not be shared across a fork.
     global _adapter
     dispose_engines()
+    notify.reset_after_fork()
     _adapter = None
 
 
@@ -64,8 +66,11 @@ def triage(intake_id: str) -> str:
         time.sleep(settings.fault_triage_delay)
     with _sessions().begin() as session:
         outcome = pipeline.run_triage(session, intake_id)
-    if outcome.status == "triaged" and outcome.urgency == "emergency":
-        alerts.publish_emergency(settings, intake_id)
+    if outcome.status in ("triaged", "failed"):
+        # Screens read the change from the database; this only wakes them at once.
+        notify.publish(settings.redis_url, "alert" if outcome.urgency in
+                       ("emergency", "same_day") or outcome.status == "failed" else "change",
+                       intake=intake_id)
     if outcome.deliver_revision is not None:
         _send_and_mark(JobKind.DELIVER, intake_id, outcome.deliver_revision)
     return outcome.status
@@ -80,6 +85,8 @@ def deliver(intake_id: str) -> str:
         build_bundle=build_bundle,
         backoff=pipeline.default_backoff(settings.retry_backoff_cap),
     )
+    if step.status in ("delivered", "retry", "failed"):
+        notify.publish(settings.redis_url, "change", intake=intake_id)
     if step.status == "retry" and step.retry_in is not None:
         # If this hand-over fails the sweeper finds the job after not_before.
         send(app, TASK_DELIVER, intake_id, countdown=step.retry_in)

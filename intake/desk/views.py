@@ -1,10 +1,11 @@
-"""Views of the front-desk page: the list, the table refresh, the live stream.
+"""Views of the front-desk page: the alerts (answered as the signed-in user), the table
+of recent intakes and its refresh. The alerts' live stream comes from the live process.
 
 Every view needs a signed-in front desk, practitioner or admin (:func:`require_roles`).
 The page is a browser page (not signed in: to the sign-in form and back); the table
-refresh, the stream and the state check are requests the page makes on its own, so they
-answer 401 instead of redirecting and do not count as activity: an unattended desk still
-reaches the idle time-out.
+refresh and the state check are requests the page makes on its own, so they answer 401
+instead of redirecting and do not count as activity: an unattended desk still reaches
+the idle time-out. The screen that must stay live all day is the board (``/board``).
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import logging
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Response, jsonify, render_template, request
+from flask import jsonify, render_template
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
 from intake import audit, state
+from intake.alerts.views import live_context
 from intake.auth import current_user, require_roles
 from intake.auth.i18n import translator
 from intake.auth.web import Principal, error_page, staff_lang
@@ -62,7 +64,6 @@ def _rows_context(lang: str) -> dict[str, Any]:
     tz = _tz()
     with state().sessions() as session:
         rows = services.recent_intakes(session, now)
-        cursor = services.latest_cursor(session)
 
     def view(r: services.DeskRow) -> dict[str, Any]:
         return {"business_id": r.business_id,
@@ -75,9 +76,7 @@ def _rows_context(lang: str) -> dict[str, Any]:
                 "source_label": i18n.t(f"source_{r.source}", lang)
                 if f"source_{r.source}" in i18n.CATALOG else r.source}
 
-    return {"rows": [view(r) for r in rows],
-            "alerts": [view(r) for r in services.open_alerts(rows, now)],
-            "cursor": cursor}
+    return {"rows": [view(r) for r in rows]}
 
 
 @bp.get("")
@@ -92,7 +91,7 @@ def index() -> str:
         audit.record(session, actor=user.name, action="desk.viewed", entity_type="desk",
                      entity_id="recent", detail={"rows": len(context["rows"])})
     return render_template("desk/index.html", lang=lang, t=translator(lang), user=user,
-                           csrf_token=csrf_token(), **context)
+                           csrf_token=csrf_token(), **context, **live_context(lang))
 
 
 @bp.get("/rows")
@@ -110,31 +109,3 @@ def session_state() -> BaseResponse:
     """For the page's script: the sign-in is still valid (401 when it is not), to tell a
     lost connection from an ended sign-in. Not activity."""
     return jsonify({"signed_in": True, "seconds_left": int(_user().seconds_left)})
-
-
-@bp.get("/stream")
-@require_roles(*DESK_ROLES, page=False, touch=False)
-def stream() -> BaseResponse:
-    """Server-sent events: 'alert' for emergencies, 'update' for other results, 'ping'.
-
-    Ends no later than the sign-in would time out if nothing else happened; the page
-    reconnects, and the reconnection is refused once the sign-in has ended."""
-    st = state()
-    cursor = _cursor()
-    if cursor is None:
-        with st.sessions() as session:
-            cursor = services.latest_cursor(session)
-    duration = min(st.settings.desk_stream_seconds, max(1.0, _user().seconds_left))
-    body = services.stream(st.sessions, redis_url=st.settings.redis_url, cursor=cursor,
-                           duration=duration, lang=staff_lang(), tz=_tz())
-    return Response(body, mimetype="text/event-stream",
-                    headers={"X-Accel-Buffering": "no"})
-
-
-def _cursor() -> int | None:
-    """Where the browser's stream left off: Last-Event-ID on a reconnect, else the
-    ``after`` the page was rendered with (results before it are already on the page)."""
-    for raw in (request.headers.get("Last-Event-ID"), request.args.get("after")):
-        if raw is not None and raw.isdigit() and len(raw) < 19:
-            return int(raw)
-    return None

@@ -80,6 +80,11 @@ CATALOG: dict[str, tuple[str, str]] = {
     "return_tablet": ("タブレットを受付にお返しください。",
                       "Please hand the tablet back to the reception desk."),
     "finish": ("終了", "Finish"),
+    "emergency_wait": ("受付の画面にもお知らせしています。", "The reception desk's screen has "
+                       "been alerted too."),
+    "clear_title": ("スタッフ用: 対応したらPINを入力して終了", "Staff: enter the PIN once you "
+                    "have seen the patient"),
+    "clear_submit": ("終了して最初の画面へ", "Finish and go to the start screen"),
     # --- idle ---------------------------------------------------------------------------
     "idle_title": ("まだ続けますか?", "Are you still there?"),
     "idle_body": ("操作がないため、まもなく最初の画面に戻ります。続けるときは画面に"
@@ -135,10 +140,11 @@ CATALOG: dict[str, tuple[str, str]] = {
     "desk_note": ("トリアージは診断ではありません。スタッフと医師の判断を支援するためのものです。",
                   "Triage supports staff and clinicians; it is not a diagnosis."),
     "desk_recent": ("最近の問診(緊急度順)", "Recent intakes, most urgent first"),
-    "desk_alerts": ("緊急アラート", "Emergency alerts"),
-    "desk_no_alerts": ("現在、新しい緊急アラートはありません。", "No new emergency alerts."),
-    "desk_alert_text": ("緊急: 受付番号 {id}({time})", "Emergency: intake {id} ({time})"),
-    "desk_dismiss": ("確認済みにする", "Dismiss"),
+    "desk_alerts": ("対応が必要な患者さん", "Patients the desk must see"),
+    "desk_board_hint": ("この画面はサインインの時間切れで閉じます。受付に一日中表示しておく画面には"
+                        "「受付ボード」(/board)をお使いください。",
+                        "This page closes when the sign-in times out. For a screen that stays "
+                        "on all day at the desk, use the front-desk board (/board)."),
     "col_time": ("受付時刻", "Received"),
     "col_id": ("受付番号", "Intake number"),
     "col_urgency": ("緊急度", "Urgency"),
@@ -147,13 +153,6 @@ CATALOG: dict[str, tuple[str, str]] = {
     "col_source": ("経路", "Source"),
     "pending_triage": ("判定待ち", "Awaiting triage"),
     "no_intakes": ("まだありません", "None yet"),
-    "live_ok": ("ライブ受信中", "Live"),
-    "live_lost": ("接続が切れています。アラートを受信できていません。再接続しています…",
-                  "Connection lost: alerts are NOT being received. Reconnecting…"),
-    "desk_signed_out": ("サインインの有効期限が切れました。アラートを受信していません。"
-                        "再度サインインしてください。",
-                        "Your sign-in has ended: alerts are NOT being received. Please "
-                        "sign in again."),
     "status_received": ("受付済", "Received"),
     "status_triaged": ("判定済", "Triaged"),
     "status_triage_failed": ("判定エラー", "Triage failed"),

@@ -100,13 +100,14 @@ def _entity(key: str) -> str:
 
 def start_draft(session: Session, *, token: str, lang: str, record_number: str | None,
                 demographics: Mapping[str, Any] | None, prefill: Mapping[str, Any],
-                now: datetime) -> KioskDraft:
-    """A new draft for a patient handed the tablet; ``prefill`` are answers staff knew."""
+                now: datetime, device_id: int | None = None) -> KioskDraft:
+    """A new draft for a patient handed the tablet; ``prefill`` are answers staff knew;
+    ``device_id`` the enrolled tablet (its name goes with any alert)."""
     answers = parse_simple_answers(dict(prefill)).to_simple()
     draft = KioskDraft(id=draft_key(token), lang=lang, patient_record_number=record_number,
                        patient_demographics=dict(demographics) if demographics else None,
                        answers=answers, step=0, version=1, created_at=now,
-                       last_activity_at=now)
+                       last_activity_at=now, device_id=device_id)
     session.add(draft)
     session.flush()
     audit.record(session, actor=ACTOR, action="kiosk.started", entity_type="kiosk_session",
@@ -159,7 +160,8 @@ def submit_draft(session: Session, draft: KioskDraft, form: TabletForm,
     submitted = pipeline.submit_intake(
         session, answers=answers, source=SOURCE, record_number=draft.patient_record_number,
         demographics=draft.patient_demographics,
-        idempotency_key=IDEMPOTENCY_PREFIX + draft.id, actor=ACTOR, clock=lambda: now)
+        idempotency_key=IDEMPOTENCY_PREFIX + draft.id, actor=ACTOR, clock=lambda: now,
+        device_id=draft.device_id)
     session.delete(draft)
     return submitted.intake.id
 
@@ -199,7 +201,8 @@ def end_draft(session: Session, draft: KioskDraft, form: TabletForm, *, reason: 
         submitted = pipeline.submit_intake(
             session, answers=parse_simple_answers(answers), source=f"{SOURCE}-{reason}",
             record_number=draft.patient_record_number,
-            demographics=draft.patient_demographics, actor=ACTOR, clock=lambda: now)
+            demographics=draft.patient_demographics, actor=ACTOR, clock=lambda: now,
+            device_id=draft.device_id)
         intake_id = submitted.intake.id
         log.warning("tablet session ended (%s) with a RED answer: intake %s sent to triage",
                     reason, intake_id)

@@ -32,7 +32,9 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
-from intake import state
+from intake import audit, state
+from intake.devices.services import Known
+from intake.devices.web import current_device
 from intake.intakes import enqueue_triage
 from intake.kiosk import bp, i18n, services
 from intake.kiosk.form import (
@@ -52,6 +54,7 @@ from intake.kiosk.schemas import (
     section_form_data,
     section_schema,
 )
+from intake.kiosk.services import ACTOR
 from intake.kiosk.web import (
     check_csrf,
     csrf_token,
@@ -61,7 +64,7 @@ from intake.kiosk.web import (
     serializer,
     set_cookie,
 )
-from intake.storage.models import Intake, KioskDraft, utcnow
+from intake.storage.models import DeviceKind, Intake, KioskDraft, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -242,16 +245,31 @@ def _prefill(data: dict[str, Any]) -> dict[str, Any]:
 # --- staff start screen ---------------------------------------------------------------
 
 
+def _tablet() -> Known | None:
+    return current_device(DeviceKind.TABLET)
+
+
+def _to_enroll() -> BaseResponse:
+    """A browser that is no enrolled tablet: to the registration page."""
+    return redirect(f"/devices/enroll?kind=tablet&lang={_ui_lang()}", 303)
+
+
 @bp.get("")
 @bp.get("/")
 def start() -> BaseResponse | str:
-    """The staff start screen; a tablet in the middle of a patient goes back to it."""
+    """The staff start screen; a tablet in the middle of a patient goes back to it, and
+    one showing an emergency keeps showing it until staff clear it with the PIN."""
+    tablet = _tablet()
+    if tablet is None:
+        return _to_enroll()
     with state().sessions.begin() as session:
         draft = _live_draft(session)
         if draft is not None:
             return redirect(_step_url(draft.step), 303)
+        if _emergency_shown(session) is not None:
+            return redirect(url_for("kiosk.done"), 303)
     response = Response(_page("kiosk/start.html", _ui_lang(), values={}, errors={},
-                              message=None, idle_reset=True))
+                              message=None, idle_reset=True, tablet=tablet))
     if request.cookies.get(COOKIE) or request.cookies.get(LANG_COOKIE):
         _clear_token(response)  # a finished session: nothing of it is kept
     return response
@@ -261,6 +279,9 @@ def start() -> BaseResponse | str:
 @bp.post("/")
 def begin() -> BaseResponse | tuple[str, int]:
     """Staff hand the tablet over: PIN, the patient, the language; a draft is created."""
+    tablet = _tablet()
+    if tablet is None:
+        return _to_enroll()
     lang = _ui_lang()
     # Typed values are shown again on an error, except the PIN.
     form_values = {k: v for k, v in request.form.items() if k not in ("pin", "csrf_token")}
@@ -270,7 +291,7 @@ def begin() -> BaseResponse | tuple[str, int]:
         fields = exc.messages if isinstance(exc.messages, dict) else {}
         errors = {k: i18n.t(_start_error(k), lang) for k in fields}
         return _page("kiosk/start.html", lang, values=form_values, errors=errors,
-                     message=i18n.t("err_form", lang), idle_reset=True), 422
+                     message=i18n.t("err_form", lang), idle_reset=True, tablet=tablet), 422
 
     st = state()
     now = _now()
@@ -282,7 +303,7 @@ def begin() -> BaseResponse | tuple[str, int]:
                    if verdict.locked_minutes else i18n.t("err_pin", lang))
         status = 429 if verdict.locked_minutes else 403
         return _page("kiosk/start.html", lang, values=form_values, errors={"pin": message},
-                     message=message, idle_reset=True), status
+                     message=message, idle_reset=True, tablet=tablet), status
 
     token = services.new_token()
     with st.sessions.begin() as session:
@@ -295,7 +316,7 @@ def begin() -> BaseResponse | tuple[str, int]:
         services.start_draft(session, token=token, lang=data["lang"],
                              record_number=data.get("record_number"),
                              demographics=demographics_of(data), prefill=_prefill(data),
-                             now=now)
+                             now=now, device_id=tablet.id)
     response = redirect(url_for("kiosk.welcome"), 303)
     _set_token(response, token)
     return response
@@ -516,12 +537,24 @@ def submit() -> BaseResponse:
 
 
 def _submitted(session: Session) -> Intake | None:
-    """This tablet session's intake while its closing message may still be shown."""
+    """This tablet session's intake while its closing message may still be shown: a
+    short while, or until staff clear it when it is an emergency."""
     intake = services.submitted_intake(session, _token())
+    if intake is None:
+        return None
     window = timedelta(seconds=kiosk_config().timing.done_window)
-    if intake is None or _now() - intake.received_at > window:
+    if _now() - intake.received_at > window \
+            and services.result_message(session, intake) != "emergency":
         return None
     return intake
+
+
+def _emergency_shown(session: Session) -> Intake | None:
+    """The intake whose emergency message this tablet shows (until the staff PIN)."""
+    intake = services.submitted_intake(session, _token())
+    if intake is not None and services.result_message(session, intake) == "emergency":
+        return intake
+    return None
 
 
 @bp.get("/done")
@@ -539,9 +572,35 @@ def done() -> BaseResponse | str:
     if message is None and waited < timing.result_wait:
         return _page("kiosk/waiting.html", lang, wait_left=timing.result_wait - waited)
     # Triage not finished in time: the same-day message is the safe default (a staff
-    # member comes to the patient; an emergency result still alerts the desk).
+    # member comes to the patient; an emergency result still alerts the desk, and this
+    # tablet shows it when it next returns to its start screen).
     return _page("kiosk/done.html", lang, message_key=f"msg_{message or 'same_day'}",
-                 emergency=message == "emergency")
+                 emergency=message == "emergency", errors={})
+
+
+@bp.post("/clear")
+def clear() -> BaseResponse | tuple[str, int]:
+    """Staff end the emergency screen with the PIN (the patient cannot: it must stay in
+    front of them, and of the next person to pick up the tablet, until staff come)."""
+    lang = request.cookies.get(LANG_COOKIE, "")
+    lang = lang if lang in i18n.LANGS else i18n.DEFAULT_LANG
+    pin = request.form.get("pin", "")[:64]
+    now = _now()
+    with state().sessions.begin() as session:
+        intake = _emergency_shown(session)
+        if intake is None:
+            return _to_start()
+        verdict = check_pin(session, kiosk_config().pin_hash, pin,
+                            client_key(request.remote_addr), now)
+        if verdict.ok:
+            audit.record(session, actor=ACTOR, action="kiosk.emergency_cleared",
+                         entity_type="intake", entity_id=intake.id)
+    if not verdict.ok:
+        message = (i18n.t("err_locked", lang, m=verdict.locked_minutes)
+                   if verdict.locked_minutes else i18n.t("err_pin", lang))
+        return _page("kiosk/done.html", lang, message_key="msg_emergency", emergency=True,
+                     errors={"pin": message}), 429 if verdict.locked_minutes else 403
+    return _to_start()
 
 
 @bp.get("/status")

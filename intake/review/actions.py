@@ -28,6 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from intake import audit
+from intake.alerts.services import close_for_intake as close_alerts
 from intake.clinical import (
     build_questionnaire_response,
     parse_questionnaire_response,
@@ -164,7 +165,8 @@ def _store(session: Session, intake: Intake, kind: ReviewKind, actor: Actor, now
 def acknowledge_flag(session: Session, intake_id: str, flag_code: str, *, actor: Actor,
                      revision: int, now: datetime) -> ActionDone:
     """The practitioner has seen this flag. When every red flag of the current result
-    is acknowledged the intake is ``acknowledged`` (the desk stops alerting on it)."""
+    is acknowledged the intake is ``acknowledged`` and its front-desk alerts are done
+    (the boards stop sounding)."""
     intake, result = _load(session, intake_id, revision)
     fired = [f["code"] for f in result.result.get("flags", [])]
     if flag_code not in fired:
@@ -179,6 +181,8 @@ def acknowledge_flag(session: Session, intake_id: str, flag_code: str, *, actor:
     if all(code in acked for code in red_flag_codes(result)):
         intake.status = IntakeStatus.ACKNOWLEDGED
         intake.acknowledged_at = intake.acknowledged_at or now
+        # The practitioner has it: the boards stop sounding for this patient.
+        close_alerts(session, intake_id, by=actor.name, via="review", now=now)
     return done
 
 
@@ -252,6 +256,12 @@ def mark_reviewed(session: Session, intake_id: str, *, actor: Actor, revision: i
 def dispatch(st: AppState, done: ActionDone) -> bool:
     """After the commit: hand the action's job to the broker (False when it is away;
     the sweeper sends it later)."""
+    if done.created:
+        # Other practitioners' screens read the change at once (they would within a
+        # second anyway).
+        from intake.live.notify import publish
+
+        publish(st.settings.redis_url, "change", intake=done.intake_id)
     if not done.created or done.job_kind is None or done.job_revision is None:
         return False
     if st.celery is None:

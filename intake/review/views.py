@@ -17,13 +17,14 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Response, abort, redirect, render_template, request, url_for
+from flask import abort, redirect, render_template, request, url_for
 from marshmallow import ValidationError
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
 from intake import audit, state
+from intake.alerts.views import live_context
 from intake.auth import Principal, current_user, require_roles
 from intake.auth.web import error_page, staff_lang
 from intake.clinical import Text, parse_questionnaire_response
@@ -230,14 +231,12 @@ def index() -> Any:
     except BadFilter as exc:
         return _bad_filter(exc, lang)
     ui = Ui(lang)
+    live = live_context(lang)  # first: the stream announces whatever changes after it
     with state().sessions() as session:
-        # The cursor first: whatever is stored after it, the stream announces, so
-        # nothing between the list and the stream's start is missed.
-        cursor = worklist.latest_cursor(session)
         context = _list_context(filters, ui, session)
     _audit_worklist(_user(), filters, len(context["page"].rows), refresh=False)
-    return _render("review/index.html", lang, ui=ui, cursor=str(cursor),
-                   options=_filter_options(ui), **context)
+    return _render("review/index.html", lang, ui=ui, options=_filter_options(ui), **context,
+                   **live)
 
 
 @bp.get("/rows")
@@ -254,26 +253,6 @@ def rows() -> Any:
         context = _list_context(filters, ui, session)
     _audit_worklist(_user(), filters, len(context["page"].rows), refresh=True)
     return _render("review/_list.html", lang, ui=ui, **context)
-
-
-@bp.get("/stream")
-@require_roles(*ROLES, page=False, touch=False)
-def stream() -> BaseResponse:
-    """Server-sent events for the worklist and the case view: ``intake`` (a new
-    arrival), ``result`` and ``alert`` (a new triage result; ``alert`` for an
-    emergency), ``delivery``, ``review``, ``cursor`` (carries the event id), ``ping``
-    and ``bye``. Ends within the desk stream's life, and at the end of the sign-in."""
-    st = state()
-    cursor = (worklist.Cursor.parse(request.headers.get("Last-Event-ID"))
-              or worklist.Cursor.parse(request.args.get("after")))
-    if cursor is None:
-        with st.sessions() as session:
-            cursor = worklist.latest_cursor(session)
-    duration = min(st.settings.desk_stream_seconds, max(1.0, _user().seconds_left))
-    body = worklist.stream(st.sessions, redis_url=st.settings.redis_url, cursor=cursor,
-                           duration=duration, lang=staff_lang(), tz=_tz())
-    return Response(body, mimetype="text/event-stream",
-                    headers={"X-Accel-Buffering": "no"})
 
 
 # --- case view -----------------------------------------------------------------------
@@ -348,8 +327,8 @@ def _case_page(intake_id: str, lang: str, *, status: int = 200, error: str | Non
     Reading it is audited in the same transaction as the read."""
     user = _user()
     ui = Ui(lang)
+    live = live_context(lang)  # first: the stream announces whatever changes after it
     with state().sessions.begin() as session:
-        cursor = worklist.latest_cursor(session)
         case = worklist.load_case(session, intake_id)
         if case is None:
             abort(404)
@@ -385,7 +364,7 @@ def _case_page(intake_id: str, lang: str, *, status: int = 200, error: str | Non
         "reviewed_by": reviewed_by,
         "findings_by": case.findings_by_revision(),
         "history": [(r, _history_text(ui, r)) for r in case.actions],
-        "error": error, "form": form or {}, "done": done, "cursor": str(cursor),
+        "error": error, "form": form or {}, "done": done, **live,
     }
     return _render("review/case.html", lang, status, ui=ui, **context)
 

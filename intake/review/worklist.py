@@ -13,9 +13,7 @@ the open queue, not the whole history.
 
 from __future__ import annotations
 
-import re
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
@@ -24,19 +22,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, case, exists, func, select
-from sqlalchemy.orm import Session, aliased, sessionmaker
+from sqlalchemy.orm import Session, aliased
 
 from intake.clinical import Text, load_ruleset
 from intake.clinical.questionnaire import default_form_index
 from intake.desk.services import (
-    HEARTBEAT_SECONDS,
     PENDING_RANK,
-    POLL_SECONDS,
-    _Wakeup,
-    department_text,
-    sse,
     urgency_labels,
-    urgency_text,
 )
 from intake.storage.models import (
     DELIVERY_KINDS,
@@ -61,11 +53,6 @@ STATE_FILTERS = ("not_reviewed", "reviewed", *STATUS_FILTERS, "all")
 DEFAULT_STATE = "not_reviewed"
 # The urgency filter's value for intakes without a triage result yet.
 PENDING = "pending"
-# How far back the stream looks for new intakes before its watermark: an intake whose
-# transaction committed a moment after a later one (or whose web process's clock is a
-# little behind) is still announced. A repeat only refreshes the list once more.
-INTAKE_OVERLAP = timedelta(seconds=5)
-
 
 # --- code lists (from the CodeSystems and the rule set: the one definition) ----------
 
@@ -411,147 +398,6 @@ def load_case(session: Session, intake_id: str) -> Case | None:
                                                       intake.delivery_failed_at,
                                                       intake.status_reason))])[intake.id]
     return Case(intake, results, actions, jobs, attempts, delivery)
-
-
-# --- the live stream ---------------------------------------------------------------
-
-_CURSOR_RE = re.compile(r"^(\d{1,18})\.(\d{1,18})\.(\d{1,18})\.(\d{1,18})$")
-
-
-@dataclass(frozen=True)
-class Cursor:
-    """Where a page's stream has got to: the newest triage result, delivery attempt and
-    review action ids it has seen (each table's ids increase), and the newest arrival
-    time (microseconds since the epoch; intake ids are random, so arrivals go by
-    time). Sent as the SSE event id, so a reconnecting browser continues from it."""
-
-    result: int = 0
-    attempt: int = 0
-    action: int = 0
-    received_us: int = 0
-
-    def __str__(self) -> str:
-        return f"{self.result}.{self.attempt}.{self.action}.{self.received_us}"
-
-    @classmethod
-    def parse(cls, raw: str | None) -> Cursor | None:
-        found = _CURSOR_RE.match(raw or "")
-        if found is None:
-            return None
-        return cls(*(int(g) for g in found.groups()))
-
-    @property
-    def received_at(self) -> datetime:
-        return datetime.fromtimestamp(self.received_us / 1_000_000, UTC)
-
-
-def _micros(value: datetime) -> int:
-    return int(value.timestamp() * 1_000_000)
-
-
-def latest_cursor(session: Session) -> Cursor:
-    """The cursor of everything stored now: a page rendered now has seen all of it."""
-    newest = session.execute(select(func.max(Intake.received_at))).scalar_one()
-    return Cursor(
-        int(session.execute(select(func.max(TriageResult.id))).scalar_one() or 0),
-        int(session.execute(select(func.max(DeliveryAttempt.id))).scalar_one() or 0),
-        int(session.execute(select(func.max(ReviewAction.id))).scalar_one() or 0),
-        _micros(newest) if newest is not None else 0)
-
-
-@dataclass(frozen=True)
-class Event:
-    kind: str  # "alert" (an emergency result), "result", "intake", "delivery", "review"
-    payload: dict[str, Any]
-
-
-def events_after(session: Session, cursor: Cursor, *, lang: str, tz: ZoneInfo,
-                 seen: set[str], limit: int = 100) -> tuple[list[Event], Cursor]:
-    """What happened after ``cursor``: the events, oldest first per kind, and the new
-    cursor. Payloads carry ids, codes and labels: no names, no answers.
-
-    ``seen`` holds the intake ids this connection has announced already (the look-back
-    of :data:`INTAKE_OVERLAP` finds them again)."""
-    events: list[Event] = []
-    result_id, attempt_id, action_id, received_us = (cursor.result, cursor.attempt,
-                                                     cursor.action, cursor.received_us)
-    for (rid, intake_id, revision, urgency, department, business_id,
-         received_at) in session.execute(
-        select(TriageResult.id, TriageResult.intake_id, TriageResult.revision,
-               TriageResult.urgency, TriageResult.department, Intake.business_id,
-               Intake.received_at)
-        .join(Intake, Intake.id == TriageResult.intake_id)
-        .where(TriageResult.id > cursor.result).order_by(TriageResult.id).limit(limit)
-    ).all():
-        result_id = int(rid)
-        payload = {"intake_id": intake_id, "business_id": business_id,
-                   "revision": int(revision), "urgency": urgency,
-                   "urgency_label": urgency_text(urgency, lang),
-                   "department_label": department_text(department, lang),
-                   "time": received_at.astimezone(tz).strftime("%H:%M")}
-        events.append(Event("alert" if urgency == "emergency" else "result", payload))
-    for aid, intake_id, outcome in session.execute(
-        select(DeliveryAttempt.id, DeliveryAttempt.intake_id, DeliveryAttempt.outcome)
-        .where(DeliveryAttempt.id > cursor.attempt).order_by(DeliveryAttempt.id).limit(limit)
-    ).all():
-        attempt_id = int(aid)
-        events.append(Event("delivery", {"intake_id": intake_id, "outcome": outcome}))
-    for vid, intake_id, kind in session.execute(
-        select(ReviewAction.id, ReviewAction.intake_id, ReviewAction.kind)
-        .where(ReviewAction.id > cursor.action).order_by(ReviewAction.id).limit(limit)
-    ).all():
-        action_id = int(vid)
-        events.append(Event("review", {"intake_id": intake_id, "kind": kind}))
-    since = cursor.received_at - INTAKE_OVERLAP if cursor.received_us else None
-    query = select(Intake.id, Intake.business_id, Intake.received_at)
-    if since is not None:
-        query = query.where(Intake.received_at > since)
-    for intake_id, business_id, received_at in session.execute(
-        query.order_by(Intake.received_at).limit(limit)
-    ).all():
-        received_us = max(received_us, _micros(received_at))
-        if intake_id in seen:
-            continue
-        seen.add(intake_id)
-        events.append(Event("intake", {"intake_id": intake_id, "business_id": business_id}))
-    return events, Cursor(result_id, attempt_id, action_id, received_us)
-
-
-def stream(sessions: sessionmaker[Session], *, redis_url: str | None, cursor: Cursor,
-           duration: float, lang: str, tz: ZoneInfo,
-           clock: Callable[[], float] = time.monotonic,
-           sleep: Callable[[float], None] = time.sleep) -> Iterator[str]:
-    """The worklist's and case view's live stream for one connection, bounded in time
-    like the desk's (``duration``: at most the desk stream's life and never past the
-    end of the sign-in), then the browser reconnects with the last event id."""
-    wakeup = _Wakeup(redis_url)
-    end = clock() + duration
-    next_beat = clock() + HEARTBEAT_SECONDS
-    seen: set[str] = set()
-    try:
-        yield "retry: 1000\n\n"
-        yield sse("ping", {}, None)
-        while True:
-            with sessions() as session:
-                events, new_cursor = events_after(session, cursor, lang=lang, tz=tz,
-                                                  seen=seen)
-            for event in events:
-                yield sse(event.kind, event.payload, None)
-            if new_cursor != cursor or events:
-                cursor = new_cursor
-                # The id travels on an event of its own, after the batch: a browser that
-                # reconnects mid-batch gets the whole batch again rather than half of it.
-                yield f"id: {cursor}\nevent: cursor\ndata: {{}}\n\n"
-            now = clock()
-            if now >= end:
-                yield sse("bye", {})
-                return
-            if now >= next_beat:
-                next_beat = now + HEARTBEAT_SECONDS
-                yield sse("ping", {})
-            wakeup.wait(min(POLL_SECONDS, max(0.0, end - now)), sleep)
-    finally:
-        wakeup.close()
 
 
 # --- answers in both languages ---------------------------------------------------------

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 _lock = threading.Lock()
-_engines: dict[str, Engine] = {}
+_engines: dict[tuple[str, bool], Engine] = {}
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -36,23 +36,31 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_engine(url: str) -> Engine:
-    """A new engine for ``url`` (SQLite pragmas applied on every connection)."""
+def _sqlite_begin_read(conn: Any) -> None:
+    # A reader: WAL lets it read beside a writer, without taking the write lock.
+    conn.exec_driver_sql("BEGIN")
+
+
+def make_engine(url: str, *, reader: bool = False) -> Engine:
+    """A new engine for ``url`` (SQLite pragmas applied on every connection). A
+    ``reader`` engine must not write: on SQLite its transactions do not take the write
+    lock, so a process that mostly reads (the live process) never queues writers."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", _sqlite_begin)
+        event.listen(engine, "begin", _sqlite_begin_read if reader else _sqlite_begin)
     else:
         engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
     return engine
 
 
-def get_engine(url: str) -> Engine:
-    """One engine per URL per process (engines are not fork-safe: call after fork)."""
+def get_engine(url: str, *, reader: bool = False) -> Engine:
+    """One engine per URL (and per reader/writer) per process (engines are not
+    fork-safe: call after fork)."""
     with _lock:
-        engine = _engines.get(url)
+        engine = _engines.get((url, reader))
         if engine is None:
-            engine = _engines[url] = make_engine(url)
+            engine = _engines[(url, reader)] = make_engine(url, reader=reader)
         return engine
 
 
@@ -66,6 +74,11 @@ def dispose_engines() -> None:
 
 def session_factory(url: str) -> sessionmaker[Session]:
     return sessionmaker(bind=get_engine(url), expire_on_commit=False)
+
+
+def read_session_factory(url: str) -> sessionmaker[Session]:
+    """Sessions for reading only (see :func:`make_engine`'s ``reader``)."""
+    return sessionmaker(bind=get_engine(url, reader=True), expire_on_commit=False)
 
 
 @contextmanager

@@ -94,6 +94,22 @@ class Role(enum.StrEnum):
     ADMIN = "admin"
 
 
+class DeviceKind(enum.StrEnum):
+    BOARD = "board"  # the front desk's always-on alert display
+    TABLET = "tablet"  # a patient tablet (/kiosk)
+
+
+class AlertLevel(enum.StrEnum):
+    EMERGENCY = "emergency"  # alarm until someone answers; escalates
+    SAME_DAY = "same_day"  # the patient was told a staff member will speak with them
+
+
+class AlertState(enum.StrEnum):
+    OPEN = "open"  # nobody has answered it yet
+    IN_PROGRESS = "in_progress"  # 対応中: someone is on their way / with the patient
+    DONE = "done"  # 確認済: handled
+
+
 class ReviewKind(enum.StrEnum):
     ACKNOWLEDGE_FLAG = "acknowledge_flag"
     CHANGE_DEPARTMENT = "change_department"
@@ -144,6 +160,9 @@ class Intake(Base):
     review_seq: Mapped[int] = mapped_column(Integer, default=0)
     # Held by the one delivery of this intake running now, whichever job it serves.
     delivery_lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The enrolled tablet the patient answered on (None: the API, FHIR, or a tablet
+    # session begun before tablets were enrolled).
+    device_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id"))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
     triage_results: Mapped[list[TriageResult]] = relationship(
@@ -299,6 +318,8 @@ class KioskDraft(Base):
     # Simple answer format (question id -> value), validated on every save.
     answers: Mapped[dict[str, Any]] = mapped_column(JSONType)
     step: Mapped[int] = mapped_column(Integer, default=0)
+    # The enrolled tablet this session runs on.
+    device_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id"))
     # Bumped on every save: the sweeper ends a draft only if nobody touched it since
     # it was found idle (compare-and-delete on this counter).
     version: Mapped[int] = mapped_column(Integer, default=1)
@@ -454,3 +475,65 @@ class ReviewAction(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     user: Mapped[User] = relationship()
+
+
+class Device(Base):
+    """An enrolled device: a front-desk alert board or a patient tablet.
+
+    An admin adds it by name and gets a one-time code; typing the code on the device
+    gives that browser a random token in a cookie. The row keeps only SHA-256 hashes of
+    the code and the token. Revoking clears the token, so the device gets nothing more
+    (its open live streams are closed at once); a new code enrolls it again.
+    """
+
+    __tablename__ = "devices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # Shown on alerts ("受付1", "タブレット2"); NFKC-normalised, unique.
+    name: Mapped[str] = mapped_column(String(40), unique=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    code_hash: Mapped[str | None] = mapped_column(String(64))
+    code_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(64))
+    enrolled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_by: Mapped[str | None] = mapped_column(String(64))
+    # Written at most once a minute (a board's live stream, a tablet's requests).
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Alert(Base):
+    """A patient the front desk must act on: raised with a triage result that is an
+    emergency (alarm until answered, escalation) or same day (the tablet told the
+    patient that a staff member will speak with them).
+
+    One per (intake, revision) at most. Staff answer it as 対応中 (in progress) and
+    確認済 (done) from any board, the desk or the worklist; every board shows the same
+    state. ``reasons`` are plain reason classes (",chest,leg_circulation,"), never a
+    flag or a diagnosis. ``*_by`` is a staff user's name; ``*_via`` where it was done
+    ("board:<name>", "desk", "review", "system").
+    """
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        UniqueConstraint("intake_id", "revision", name="uq_alerts_intake_revision"),
+        Index("ix_alerts_state_raised", "state", "raised_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    intake_id: Mapped[str] = mapped_column(ForeignKey("intakes.id", ondelete="CASCADE"),
+                                           index=True)
+    revision: Mapped[int] = mapped_column(Integer)
+    level: Mapped[str] = mapped_column(String(10))
+    reasons: Mapped[str] = mapped_column(String(200), default=",")
+    state: Mapped[str] = mapped_column(String(12), default=AlertState.OPEN)
+    raised_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    in_progress_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    in_progress_by: Mapped[str | None] = mapped_column(String(64))
+    in_progress_via: Mapped[str | None] = mapped_column(String(60))
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    done_by: Mapped[str | None] = mapped_column(String(64))
+    done_via: Mapped[str | None] = mapped_column(String(60))

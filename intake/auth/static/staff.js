@@ -50,6 +50,8 @@
       .catch(function () { /* the next check will tell */ });
   }
 
+  // The live stream (live.js) was ended because the sign-in ended: leave now.
+  document.addEventListener("intake:signed-out", function () { check(); });
   ["keydown", "mousedown", "touchstart", "wheel"].forEach(function (ev) {
     document.addEventListener(ev, activity, { passive: true });
   });

@@ -1,0 +1,70 @@
+"""The enrollment page: a one-time code from an admin, typed on the device itself.
+
+``GET /devices/enroll`` shows the form (with what the device is for); ``POST`` spends the
+code, sets the device cookie and goes on to the board or the tablet's start screen.
+Wrong codes count towards a lock-out of the address; nothing about the code or which
+devices exist is echoed.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, redirect, render_template, request
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as BaseResponse
+
+from intake import state
+from intake.auth.i18n import translator
+from intake.auth.web import error_page, staff_lang
+from intake.devices import services
+from intake.devices.i18n import CATALOG
+from intake.devices.web import set_device_cookie
+from intake.kiosk.web import check_csrf, csrf_token, finish_response
+from intake.storage.models import DeviceKind, utcnow
+
+bp = Blueprint("devices", __name__)
+HOME = {DeviceKind.BOARD.value: "/board", DeviceKind.TABLET.value: "/kiosk"}
+
+
+@bp.before_request
+def _csrf() -> None:
+    check_csrf()
+
+
+@bp.after_request
+def _headers(response: BaseResponse) -> BaseResponse:
+    return finish_response(response)
+
+
+bp.register_error_handler(HTTPException, error_page)
+
+
+def _page(status: int = 200, **context: object) -> tuple[str, int]:
+    lang = staff_lang()
+    wanted = request.values.get("kind")
+    return render_template("devices/enroll.html", lang=lang, t=translator(lang, CATALOG),
+                           csrf_token=csrf_token(), user=None,
+                           kind=wanted if wanted in HOME else None, **context), status
+
+
+@bp.get("/enroll")
+def enroll_form() -> tuple[str, int]:
+    """Enter the code an admin issued for this device."""
+    return _page()
+
+
+@bp.post("/enroll")
+def enroll() -> BaseResponse | tuple[str, int]:
+    code = request.form.get("code", "")[:40]
+    with state().sessions.begin() as session:
+        verdict = services.enroll(session, code, address=request.remote_addr or "unknown",
+                                  now=utcnow())
+        kind = verdict.device.kind if verdict.device is not None else None
+    if not verdict.ok or verdict.token is None or kind is None:
+        t = translator(staff_lang(), CATALOG)
+        if verdict.locked_minutes:
+            return _page(429, error=t("enroll_locked", m=verdict.locked_minutes))
+        return _page(422, error=t("enroll_wrong"))
+    lang = staff_lang()
+    response = redirect(f"{HOME[kind]}?lang={lang}", 303)
+    set_device_cookie(response, verdict.token)
+    return response

@@ -1,0 +1,432 @@
+"""The hub of the live process: one reader of the database for every open stream.
+
+Once a second, and at once when a notice arrives on Redis, the hub reads (in a worker
+thread, so the event loop never waits on the database):
+
+* the alerts every screen shows (:func:`intake.alerts.services.board_alerts`), escalating
+  emergencies nobody answered in time; when they differ from the last read, the whole
+  list goes to every stream (``state``). A screen's alerts are therefore always the
+  database's, whatever it missed while disconnected: a reconnect starts with the list;
+* what changed for the worklist (:func:`intake.live.changes.changes_after`), sent to
+  staff streams as ``changed`` with a sequence number, so a reconnecting page learns
+  whether it missed something.
+
+The cost per second is a few indexed queries however many screens are open; a stream
+costs a queue and a coroutine. A stream that cannot keep up (its queue is full) is
+closed, and its page reconnects to a fresh list. Every ``heartbeat`` seconds each stream
+gets a ``ping``, so a page can tell a dead connection from a quiet clinic.
+
+Streams end when what let them in ends: a revoked board (at once on the ``device``
+notice, else within :data:`REVALIDATE` seconds) or a staff sign-in that has timed out,
+signed out or been disabled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from intake import audit
+from intake.alerts import services as alerts
+from intake.config import Settings
+from intake.devices import services as devices
+from intake.live import changes
+from intake.live.notify import CHANNEL
+from intake.storage.models import AlertLevel, AlertState, Role, User, UserSession, utcnow
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 1.0
+REVALIDATE = 10.0  # seconds between checks that every stream's sign-in or device holds
+SEEN_EVERY = 60.0  # seconds between notes of which boards are connected
+QUEUE_SIZE = 64
+CHANGE_HISTORY = 512
+SINCE_SLACK = 2.0  # seconds: clocks of the web and live processes, and the poll
+STAFF_ROLES = frozenset({Role.FRONT_DESK, Role.PRACTITIONER, Role.ADMIN})
+
+
+def sse(event: str, data: Any, event_id: str | None = None) -> str:
+    """One server-sent event (data as compact JSON, one line)."""
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return f"{head}event: {event}\ndata: {payload}\n\n"
+
+
+@dataclass(eq=False)
+class Stream:
+    """One open stream: a board (``device_id``) or a staff sign-in (``session_key``)."""
+
+    audience: str  # "board" or "staff"
+    principal: str  # "device:<id>" or "user:<id>": the cap counts per principal
+    viewer: str  # who the audit trail names as having seen an alert
+    device_id: int | None = None
+    session_key: str | None = None
+    queue: asyncio.Queue[str | None] = field(
+        default_factory=lambda: asyncio.Queue(maxsize=QUEUE_SIZE))
+    opened: float = field(default_factory=time.monotonic)
+    closed: str | None = None
+
+    def send(self, text: str) -> bool:
+        if self.closed is not None:
+            return False
+        try:
+            self.queue.put_nowait(text)
+        except asyncio.QueueFull:
+            self.close("slow")
+            return False
+        return True
+
+    def close(self, reason: str) -> None:
+        """End the stream: a last ``bye`` (if there is room), then the end marker."""
+        if self.closed is not None:
+            return
+        self.closed = reason
+        # Make room for the goodbye and the end marker: what is queued is stale anyway.
+        while self.queue.qsize() > QUEUE_SIZE - 2:
+            self.queue.get_nowait()
+        self.queue.put_nowait(sse("bye", {"reason": reason}))
+        self.queue.put_nowait(None)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What one read of the database found."""
+
+    views: list[alerts.AlertView]
+    more: int
+    changes: list[tuple[str, str]]
+    now: datetime
+
+
+class Hub:
+    """Every open stream of this process and the one reader that feeds them."""
+
+    def __init__(self, settings: Settings, *, reads: sessionmaker[Session],
+                 writes: sessionmaker[Session], clock: Callable[[], datetime] = utcnow,
+                 poll: float = POLL_SECONDS) -> None:
+        self.settings = settings
+        self.reads = reads
+        self.writes = writes
+        self.clock = clock
+        self.poll = poll
+        self.tz = ZoneInfo(settings.display_timezone)
+        self.streams: set[Stream] = set()
+        self.epoch = secrets.token_hex(4)
+        self.seq = 0
+        # (seq, wall time, intake ids as JSON) of the newest batches of changes.
+        self.history: deque[tuple[int, float, str]] = deque(maxlen=CHANGE_HISTORY)
+        self.started_wall = time.time()
+        self.cursor = changes.Cursor()
+        self.seen = changes.Seen()
+        self.board_state = sse("state", {"alerts": [], "more": 0})
+        self.staff_state = sse("state", {"alerts": [], "more": 0})
+        self._state_key: Any = None
+        self._displayed: dict[str, set[int]] = {}
+        self._wake = asyncio.Event()
+        self._revalidate_now = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self.ticks = 0
+        self.last_tick: float | None = None
+
+    # --- life -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Read the current state once (so the first stream gets it), then run."""
+        await asyncio.to_thread(self._prime)
+        await self.tick()
+        self._tasks = [asyncio.create_task(self._run(), name="hub"),
+                       asyncio.create_task(self._heartbeats(), name="heartbeats"),
+                       asyncio.create_task(self._checks(), name="checks")]
+        if self.settings.redis_url:
+            self._tasks.append(asyncio.create_task(self._listen(), name="notices"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for stream in list(self.streams):
+            stream.close("shutdown")
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll)
+            self._wake.clear()
+            try:
+                await self.tick()
+            except Exception as exc:  # the database is away: keep the streams, retry
+                log.warning("live: could not read the database (%s)", type(exc).__name__)
+                await asyncio.sleep(self.poll)
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.live_heartbeat_seconds)
+            ping = sse("ping", {"t": self.clock().isoformat(timespec="seconds")})
+            for stream in list(self.streams):
+                stream.send(ping)
+
+    async def _checks(self) -> None:
+        last_seen_note = 0.0
+        while True:
+            await asyncio.sleep(REVALIDATE if not self._revalidate_now else 0.05)
+            self._revalidate_now = False
+            try:
+                await self.revalidate()
+                if time.monotonic() - last_seen_note >= SEEN_EVERY:
+                    last_seen_note = time.monotonic()
+                    ids = sorted({s.device_id for s in self.streams if s.device_id})
+                    await asyncio.to_thread(self._mark_seen, ids)
+            except Exception as exc:
+                log.warning("live: could not check the open streams (%s)", type(exc).__name__)
+
+    async def _listen(self) -> None:
+        """Notices from Redis wake the hub at once; without Redis it polls."""
+        import redis.asyncio as aredis
+
+        delay = 1.0
+        while True:
+            client = aredis.Redis.from_url(self.settings.redis_url or "",
+                                           socket_connect_timeout=2)
+            try:
+                async with client.pubsub() as pubsub:
+                    await pubsub.subscribe(CHANNEL)
+                    delay = 1.0
+                    async for message in pubsub.listen():
+                        if message.get("type") != "message":
+                            continue
+                        self._notice(message.get("data"))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("live: notices unavailable (%s); polling the database",
+                            type(exc).__name__)
+            finally:
+                with contextlib.suppress(Exception):
+                    await client.aclose()
+            await asyncio.sleep(delay)
+            delay = min(30.0, delay * 2)
+
+    def _notice(self, raw: Any) -> None:
+        try:
+            kind = json.loads(raw).get("kind")
+        except (ValueError, TypeError, AttributeError):
+            return
+        if kind == "device":
+            self._revalidate_now = True
+        self.wake()
+
+    # --- streams ----------------------------------------------------------------------
+
+    def add(self, stream: Stream, *, per_principal: int) -> None:
+        """Register a stream; the oldest of the same principal over the cap is closed
+        (a board that reloads must get in; its old connection may be half dead)."""
+        same = sorted((s for s in self.streams if s.principal == stream.principal),
+                      key=lambda s: s.opened)
+        for old in same[:max(0, len(same) - per_principal + 1)]:
+            old.close("replaced")
+            self.streams.discard(old)
+        self.streams.add(stream)
+        stream.send(self.board_state if stream.audience == "board" else self.staff_state)
+        if stream.audience == "board" and self._state_key is not None:
+            self._note_displayed_soon(stream)
+
+    def remove(self, stream: Stream) -> None:
+        self.streams.discard(stream)
+
+    def changes_since(self, last_event_id: str | None, since: float | None = None) -> str:
+        """The first ``changed`` event of a staff stream: the intakes of the batches it
+        missed, by its last event id (a reconnect) or by ``since`` (when its page was
+        rendered, epoch seconds; a new page), or ``all`` when this process cannot tell
+        (it started after the page, or the history is too short)."""
+        event_id = f"{self.epoch}-{self.seq}"
+        batches: list[tuple[int, float, str]] | None = None
+        seq = None
+        if last_event_id and last_event_id.startswith(self.epoch + "-"):
+            tail = last_event_id[len(self.epoch) + 1:]
+            seq = int(tail) if tail.isdigit() and len(tail) < 12 else None
+        oldest = self.history[0][0] if self.history else self.seq + 1
+        if seq is not None and oldest - 1 <= seq <= self.seq:
+            batches = [b for b in self.history if b[0] > seq]
+        elif since is not None and since - SINCE_SLACK >= self.started_wall:
+            oldest_time = self.history[0][1] if self.history else time.time()
+            if len(self.history) < CHANGE_HISTORY or since - SINCE_SLACK >= oldest_time:
+                batches = [b for b in self.history if b[1] >= since - SINCE_SLACK]
+        if batches is None:
+            return sse("changed", {"intakes": [], "all": True}, event_id)
+        intakes = sorted({i for _, _, ids in batches for i in json.loads(ids)})
+        return sse("changed", {"intakes": intakes, "all": False}, event_id)
+
+    # --- one read ---------------------------------------------------------------------
+
+    def _prime(self) -> None:
+        with self.reads() as session:
+            self.cursor = changes.latest_cursor(session)
+            changes.changes_after(session, self.cursor, self.seen)
+
+    def _read(self) -> Snapshot:
+        now = self.clock()
+        with self.reads() as session:
+            views, more = alerts.board_alerts(session, now)
+            found, cursor = changes.changes_after(session, self.cursor, self.seen)
+        self.cursor = cursor
+        after = self.settings.alert_escalate_seconds
+        due = [v for v in views if v.level == AlertLevel.EMERGENCY
+               and v.state == AlertState.OPEN and not v.escalated
+               and (now - v.raised_at).total_seconds() >= after]
+        if due:
+            with self.writes.begin() as session:
+                escalated = alerts.escalate_due(session, after=after, now=now)
+            if escalated:
+                log.warning("live: %d emergency alert(s) unanswered for %d s: escalated",
+                            len(escalated), int(after))
+                with self.reads() as session:
+                    views, more = alerts.board_alerts(session, now)
+        return Snapshot(views, more, found, now)
+
+    async def tick(self) -> None:
+        snap = await asyncio.to_thread(self._read)
+        self.ticks += 1
+        self.last_tick = time.monotonic()
+        key = (tuple(snap.views), snap.more)
+        if key != self._state_key:
+            self._state_key = key
+            self.board_state = sse("state", self._state_data(snap, staff=False))
+            self.staff_state = sse("state", self._state_data(snap, staff=True))
+            for stream in list(self.streams):
+                stream.send(self.board_state if stream.audience == "board"
+                            else self.staff_state)
+            await self._note_displayed(snap.views)
+        if snap.changes:
+            self.seq += 1
+            intakes = sorted({intake_id for _, intake_id in snap.changes})
+            self.history.append((self.seq, time.time(), json.dumps(intakes)))
+            text = sse("changed", {"intakes": intakes, "all": False,
+                                   "kinds": sorted({k for k, _ in snap.changes})},
+                       f"{self.epoch}-{self.seq}")
+            for stream in list(self.streams):
+                if stream.audience == "staff":
+                    stream.send(text)
+
+    def _state_data(self, snap: Snapshot, *, staff: bool) -> dict[str, Any]:
+        return {"alerts": [self._alert(v, snap.now, staff=staff) for v in snap.views],
+                "more": snap.more, "t": snap.now.isoformat(timespec="seconds"),
+                "escalate_after": self.settings.alert_escalate_seconds}
+
+    def _alert(self, v: alerts.AlertView, now: datetime, *, staff: bool) -> dict[str, Any]:
+        def who(w: alerts.Who | None) -> dict[str, str] | None:
+            if w is None:
+                return None
+            kind, _, name = w.via.partition(":")
+            return {"by": w.by, "via": kind, "via_name": name,
+                    "time": w.at.astimezone(self.tz).strftime("%H:%M")}
+
+        data: dict[str, Any] = {
+            "id": v.id, "level": v.level, "state": v.state, "escalated": v.escalated,
+            "time": v.raised_at.astimezone(self.tz).strftime("%H:%M"),
+            "waiting_s": max(0, int((now - v.raised_at).total_seconds())),
+            "reasons": list(v.reasons), "patient": dict(v.patient), "tablet": v.tablet,
+            "source": v.source, "in_progress": who(v.in_progress), "done": who(v.done)}
+        if staff:
+            data["intake_id"] = v.intake_id
+            data["business_id"] = v.business_id
+        return data
+
+    # --- who saw which patient --------------------------------------------------------
+
+    def _note_displayed_soon(self, stream: Stream) -> None:
+        views = self._state_key[0] if self._state_key else ()
+        task = asyncio.create_task(self._note_displayed(views, only=stream))
+        self._tasks.append(task)
+        task.add_done_callback(self._forget_task)
+
+    def _forget_task(self, task: asyncio.Task[None]) -> None:
+        if task in self._tasks:
+            self._tasks.remove(task)
+
+    async def _note_displayed(self, views: Any, only: Stream | None = None) -> None:
+        """Audit, once per viewer and alert in this process, that a screen showed an
+        alert (it names the patient)."""
+        ids = [v.id for v in views]
+        pending: list[tuple[str, int]] = []
+        for stream in ([only] if only else list(self.streams)):
+            shown = self._displayed.setdefault(stream.viewer, set())
+            for alert_id in ids:
+                if alert_id not in shown:
+                    shown.add(alert_id)
+                    pending.append((stream.viewer, alert_id))
+        if pending:
+            try:
+                await asyncio.to_thread(self._record_displayed, pending)
+            except Exception as exc:
+                log.warning("live: could not audit displayed alerts (%s)", type(exc).__name__)
+                for viewer, alert_id in pending:  # try again with the next change
+                    self._displayed.get(viewer, set()).discard(alert_id)
+
+    def _record_displayed(self, pending: list[tuple[str, int]]) -> None:
+        with self.writes.begin() as session:
+            for viewer, alert_id in pending:
+                audit.record(session, actor=viewer, action="alert.displayed",
+                             entity_type="alert", entity_id=str(alert_id),
+                             source=f"live:{audit.current_source()}")
+
+    # --- do the streams' sign-ins and devices still hold? -----------------------------
+
+    async def revalidate(self) -> None:
+        streams = list(self.streams)
+        device_ids = sorted({s.device_id for s in streams if s.device_id is not None})
+        keys = sorted({s.session_key for s in streams if s.session_key is not None})
+        if not device_ids and not keys:
+            return
+        active, valid = await asyncio.to_thread(self._holding, device_ids, keys)
+        for stream in streams:
+            if stream.device_id is not None and stream.device_id not in active:
+                stream.close("revoked")
+                self.streams.discard(stream)
+            elif stream.session_key is not None and stream.session_key not in valid:
+                stream.close("signed_out")
+                self.streams.discard(stream)
+
+    def _holding(self, device_ids: list[int], keys: list[str]) -> tuple[set[int], set[str]]:
+        now = self.clock()
+        idle = timedelta(minutes=self.settings.session_idle_minutes)
+        with self.reads() as session:
+            active = devices.active_ids(session, device_ids)
+            valid: set[str] = set()
+            if keys:
+                for key, last_seen, expires, is_active, role in session.execute(
+                        select(UserSession.id, UserSession.last_seen_at,
+                               UserSession.expires_at, User.active, User.role)
+                        .join(User, User.id == UserSession.user_id)
+                        .where(UserSession.id.in_(keys))).all():
+                    if is_active and expires > now and last_seen + idle > now \
+                            and role in STAFF_ROLES:
+                        valid.add(key)
+        return active, valid
+
+    def _mark_seen(self, ids: list[int]) -> None:
+        if ids:
+            with self.writes.begin() as session:
+                devices.mark_seen(session, ids, self.clock())
+
+    def counts(self) -> dict[str, int]:
+        boards = sum(1 for s in self.streams if s.audience == "board")
+        return {"streams": len(self.streams), "boards": boards,
+                "staff": len(self.streams) - boards}

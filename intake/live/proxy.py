@@ -1,0 +1,127 @@
+"""The front door of ``intake serve``: each request is read whole (headers within the
+server's request deadline, the body within ``INTAKE_LIVE_REQUEST_TIMEOUT`` and a size
+limit) before it is handed to the web app, so the web app's threads only ever serve
+complete requests and a slow or stalled client costs a coroutine here, nothing there.
+
+The client's address, scheme and host are appended to ``X-Forwarded-For``, ``-Proto``
+and ``-Host``; the web app behind trusts one more proxy than it is configured for
+(``intake serve`` sets ``INTAKE_PROXY_HOPS`` accordingly), and listens on a private
+socket that nothing else can reach, so those headers cannot be forged around it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+
+from intake.config import Settings
+
+log = logging.getLogger("intake.live")
+
+# Headers of one connection, not of the message (RFC 9110 section 7.6.1).
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate",
+                        "proxy-authorization", "proxy-connection", "te", "trailer",
+                        "transfer-encoding", "upgrade"})
+# Up to this much of a response is read before it is written to the client, so the web
+# app's thread is free even when the client reads slowly; larger ones are relayed.
+BUFFERED = 1 << 20
+_BUSY_HTML = ("<!doctype html><html lang=\"ja\"><meta charset=\"utf-8\">"
+              "<title>しばらくお待ちください</title><p>ただいま応答できません。数秒後にもう一度"
+              "お試しください。</p><p lang=\"en\">Temporarily unavailable: please try again "
+              "in a few seconds.</p></html>")
+
+
+class Upstream:
+    """The web app behind the front door: ``unix:/path`` or ``http://host:port``."""
+
+    def __init__(self, url: str, settings: Settings) -> None:
+        self.url = url
+        self.settings = settings
+        self.session: aiohttp.ClientSession | None = None
+        if url.startswith("unix:"):
+            self.base = "http://intake-web"
+        else:
+            self.base = url.rstrip("/")
+
+    async def open(self) -> None:
+        if self.url.startswith("unix:"):
+            connector: aiohttp.BaseConnector = aiohttp.UnixConnector(
+                path=self.url[len("unix:"):], limit=64)
+        else:
+            connector = aiohttp.TCPConnector(limit=64)
+        self.session = aiohttp.ClientSession(
+            connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=120),
+            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"))
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+
+    def _headers(self, request: web.Request) -> list[tuple[str, str]]:
+        out = [(k, v) for k, v in request.headers.items()
+               if k.lower() not in HOP_BY_HOP and k.lower() != "content-length"]
+
+        def append(name: str, value: str) -> None:
+            current = [v for k, v in out if k.lower() == name.lower()]
+            out[:] = [(k, v) for k, v in out if k.lower() != name.lower()]
+            out.append((name, ", ".join([*current, value])))
+
+        append("X-Forwarded-For", request.remote or "unknown")
+        append("X-Forwarded-Proto", request.scheme)
+        append("X-Forwarded-Host", request.host)
+        return out
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        assert self.session is not None
+        try:
+            async with asyncio.timeout(self.settings.live_request_timeout):
+                body = await request.read()
+        except TimeoutError:
+            return web.Response(status=408, text="request body too slow",
+                                headers={"Connection": "close"})
+        except web.HTTPRequestEntityTooLarge:
+            return web.Response(status=413, text="request body too large",
+                                headers={"Connection": "close"})
+        try:
+            upstream = await self.session.request(
+                request.method, self.base + request.rel_url.raw_path_qs,
+                headers=self._headers(request), data=body if body else None,
+                allow_redirects=False)
+        except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+            log.warning("live: the web app did not answer (%s)", type(exc).__name__)
+            return web.Response(status=502, text=_BUSY_HTML, content_type="text/html",
+                                headers={"Retry-After": "2", "Cache-Control": "no-store"})
+        try:
+            return await self._relay(request, upstream)
+        finally:
+            upstream.release()
+
+    async def _relay(self, request: web.Request,
+                     upstream: aiohttp.ClientResponse) -> web.StreamResponse:
+        headers = CIMultiDict((k, v) for k, v in upstream.headers.items()
+                              if k.lower() not in HOP_BY_HOP and k.lower() != "content-length")
+        if request.method == "HEAD":
+            if upstream.content_length is not None:
+                headers["Content-Length"] = str(upstream.content_length)
+            response = web.StreamResponse(status=upstream.status, reason=upstream.reason,
+                                          headers=headers)
+            await response.prepare(request)
+            await response.write_eof()
+            return response
+        first = await upstream.content.read(BUFFERED)
+        if upstream.content.at_eof():
+            return web.Response(status=upstream.status, reason=upstream.reason, body=first,
+                                headers=headers)
+        response = web.StreamResponse(status=upstream.status, reason=upstream.reason,
+                                      headers=headers)
+        await response.prepare(request)
+        await response.write(first)
+        async for chunk in upstream.content.iter_chunked(65536):
+            await response.write(chunk)
+        await response.write_eof()
+        return response

@@ -1,0 +1,206 @@
+"""The live process: ``intake live``. An asyncio (aiohttp) server for the live streams of
+the front-desk boards and the staff pages, kept apart from the web app's request threads
+so that open screens can never starve the tablet or the API.
+
+* ``GET /live/board``: an enrolled board's stream (device cookie);
+* ``GET /live/staff``: a signed-in staff page's stream (the desk, the worklist, the case
+  view), ended when the sign-in ends;
+* ``GET /live/healthz``: the process and its hub are alive (counts only).
+
+With ``--upstream`` (how ``intake serve`` runs it) it is also the front door: every other
+request is read completely, under a deadline and a size limit, and only then handed to
+the web app (gunicorn on a private socket), so a slow client never holds a web thread.
+Behind a proxy such as nginx, route ``/live/`` here and the rest to gunicorn instead.
+
+Limits: ``INTAKE_LIVE_STREAMS_PER_CLIENT`` streams per board or user (the oldest is
+closed when a new one opens), ``INTAKE_LIVE_MAX_STREAMS`` in all (then 503), a request
+must arrive whole within ``INTAKE_LIVE_REQUEST_TIMEOUT`` seconds, and a stream whose
+client does not read is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Any
+
+from aiohttp import web
+
+from intake.auth import users
+from intake.config import Settings
+from intake.devices import services as devices
+from intake.live.hub import STAFF_ROLES, Hub, Stream, sse
+from intake.storage.db import read_session_factory, session_factory
+from intake.storage.models import DeviceKind, Role, utcnow
+
+log = logging.getLogger("intake.live")
+
+SESSION_COOKIE = "intake_session"
+DEVICE_COOKIE = "intake_device"
+HUB: web.AppKey[Hub] = web.AppKey("hub", Hub)
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
+STREAM_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8",
+                  "Cache-Control": "no-store", "X-Accel-Buffering": "no",
+                  "X-Content-Type-Options": "nosniff"}
+
+
+def _client_address(request: web.Request, hops: int) -> str:
+    """The client's address, trusting exactly ``hops`` proxies in front (as the web app
+    does), for the audit trail's "from where"."""
+    if hops:
+        forwarded = [p.strip() for p in request.headers.get("X-Forwarded-For", "").split(",")
+                     if p.strip()]
+        if len(forwarded) >= hops:
+            return forwarded[-hops][:100]
+    return (request.remote or "unknown")[:100]
+
+
+async def _open(request: web.Request, stream: Stream, first: str | None = None
+                ) -> web.StreamResponse:
+    hub = request.app[HUB]
+    settings = request.app[SETTINGS]
+    if len(hub.streams) >= settings.live_max_streams:
+        return web.Response(status=503, headers={"Retry-After": "5"},
+                            text="too many open streams")
+    response = web.StreamResponse(headers=STREAM_HEADERS)
+    await response.prepare(request)
+    # A browser reconnects two seconds after a dropped stream.
+    await response.write(b"retry: 2000\n\n")
+    hub.add(stream, per_principal=settings.live_streams_per_client)
+    if first is not None:
+        stream.send(first)
+    try:
+        while True:
+            text = await stream.queue.get()
+            if text is None:
+                break
+            # A client that stops reading fills its socket; it is dropped, not waited on.
+            async with asyncio.timeout(max(5.0, settings.live_heartbeat_seconds * 3)):
+                await response.write(text.encode())
+    except (ConnectionResetError, TimeoutError, asyncio.CancelledError):
+        pass
+    finally:
+        hub.remove(stream)
+    with contextlib.suppress(Exception):
+        await response.write_eof()
+    return response
+
+
+async def board_stream(request: web.Request) -> web.StreamResponse:
+    token = request.cookies.get(DEVICE_COOKIE)
+    device = await asyncio.to_thread(_identify_board, request.app[HUB], token)
+    if device is None:
+        return web.Response(status=401, text="not an enrolled board")
+    stream = Stream("board", f"device:{device.id}", device.actor, device_id=device.id)
+    return await _open(request, stream)
+
+
+def _identify_board(hub: Hub, token: str | None) -> devices.Known | None:
+    with hub.writes.begin() as session:
+        return devices.identify(session, token, now=hub.clock(), kind=DeviceKind.BOARD)
+
+
+async def staff_stream(request: web.Request) -> web.StreamResponse:
+    hub = request.app[HUB]
+    active = await asyncio.to_thread(_load_session, hub, request.cookies.get(SESSION_COOKIE))
+    if active is None:
+        return web.Response(status=401, text="not signed in")
+    if Role(active.role) not in STAFF_ROLES:
+        return web.Response(status=403, text="not a staff role")
+    stream = Stream("staff", f"user:{active.user_id}", active.name,
+                    session_key=active.session_key)
+    try:
+        since: float | None = float(request.query.get("since", ""))
+    except ValueError:
+        since = None
+    first = hub.changes_since(request.headers.get("Last-Event-ID")
+                              or request.query.get("last"), since)
+    return await _open(request, stream, first)
+
+
+def _load_session(hub: Hub, token: str | None) -> users.Active | None:
+    from datetime import timedelta
+
+    idle = timedelta(minutes=hub.settings.session_idle_minutes)
+    with hub.writes.begin() as session:
+        # Not activity: an open page alone must still reach the idle time-out.
+        return users.load_session(session, token, now=utcnow(), idle=idle, touch=False)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    hub = request.app[HUB]
+    loop = asyncio.get_running_loop()
+    fresh = hub.last_tick is not None and loop.time() - hub.last_tick < 30
+    body = {"status": "ok" if fresh else "stale", **hub.counts()}
+    return web.json_response(body, status=200 if fresh else 503,
+                             headers={"Cache-Control": "no-store"})
+
+
+def make_app(settings: Settings, *, upstream: str | None = None) -> web.Application:
+    """The live process's application (``upstream``: also the front door for the web
+    app, e.g. ``unix:/path/web.sock`` or ``http://127.0.0.1:8001``)."""
+    limit = settings.max_body_bytes * 2 + 16384  # the web app answers 413 below this
+    app = web.Application(client_max_size=limit)
+    app[SETTINGS] = settings
+    app.router.add_get("/live/board", board_stream)
+    app.router.add_get("/live/staff", staff_stream)
+    app.router.add_get("/live/healthz", healthz)
+
+    async def hub_context(app: web.Application) -> Any:
+        hub = Hub(settings, reads=read_session_factory(settings.database_url),
+                  writes=session_factory(settings.database_url))
+        app[HUB] = hub
+        await hub.start()
+        yield
+        await hub.stop()
+
+    app.cleanup_ctx.append(hub_context)
+    if upstream:
+        from intake.live.proxy import Upstream
+
+        proxy = Upstream(upstream, settings)
+        app.router.add_route("*", "/{tail:.*}", proxy.handle)
+
+        async def proxy_context(app: web.Application) -> Any:
+            await proxy.open()
+            yield
+            await proxy.close()
+
+        app.cleanup_ctx.append(proxy_context)
+    return app
+
+
+def run(settings: Settings, *, host: str, port: int, upstream: str | None = None) -> int:
+    """Serve until SIGTERM or SIGINT; streams get a last ``bye`` and close."""
+
+    async def main() -> None:
+        app = make_app(settings, upstream=upstream)
+        # keepalive_timeout also bounds how long a new connection may take to send its
+        # request line and headers (aiohttp closes it if no request has arrived).
+        runner = web.AppRunner(app, access_log=None, handler_cancellation=True,
+                               keepalive_timeout=settings.live_request_timeout,
+                               shutdown_timeout=5)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
+        await site.start()
+        log.info("live: serving on http://%s:%d%s", host, port,
+                 f" in front of {upstream}" if upstream else "")
+        print(f"intake live: on http://{host}:{port}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        hub = app[HUB]
+        for stream in list(hub.streams):
+            stream.close("shutdown")
+        await asyncio.sleep(0.1)  # let the goodbyes go out
+        await runner.cleanup()
+
+    asyncio.run(main())
+    return 0
+
+
+__all__ = ["make_app", "run", "sse"]
