@@ -141,8 +141,10 @@ def users_create(name: str, role: str) -> None:
 def users_disable(name: str) -> None:
     """Stop a user signing in and end their open sessions."""
     from intake.auth.users import disable_user
+    from intake.live.notify import publish
 
     stored = _user_command(lambda s: disable_user(s, name, actor="cli"))
+    publish(_settings().redis_url, "session")  # open staff screens close at once
     click.echo(f"user {stored} disabled (signed out everywhere)")
 
 
@@ -165,8 +167,11 @@ def users_reset_password(name: str) -> None:
     from intake.storage.models import utcnow
 
     password = _read_password(confirm=True)
+    from intake.live.notify import publish
+
     stored = _user_command(
         lambda s: reset_password(s, name, password, actor="cli", now=utcnow()))
+    publish(_settings().redis_url, "session")  # open staff screens close at once
     click.echo(f"password of {stored} reset (signed out everywhere)")
 
 

@@ -113,3 +113,45 @@ def npm_ci(folder: Path) -> bool:
                        cwd=folder, env=env, check=True, timeout=600)
         stamp.write_text(digest + "\n")
     return True
+
+
+def add_device(app: Any, kind: str, name: str | None = None) -> str:
+    """An admin adds a device (``board`` or ``tablet``); returns its one-time code."""
+    import uuid as _uuid
+
+    from intake import state
+    from intake.devices import services as devices
+    from intake.storage.models import utcnow
+
+    name = name or f"{kind}-{_uuid.uuid4().hex[:8]}"
+    with state(app).sessions.begin() as s:
+        return devices.add(s, name, kind, actor="test-admin", now=utcnow()).code
+
+
+def enroll_device(app: Any, kind: str, name: str | None = None) -> str:
+    """Enroll a device directly in the database (add it, spend its code); returns the
+    token its cookie carries. For setting up a browser; the enrollment page itself is
+    exercised by :func:`enroll_client` and its own tests."""
+    from intake import state
+    from intake.devices import services as devices
+    from intake.storage.models import utcnow
+
+    code = add_device(app, kind, name)
+    with state(app).sessions.begin() as s:
+        verdict = devices.enroll(s, code, address="127.0.0.1", now=utcnow())
+    assert verdict.token is not None
+    return verdict.token
+
+
+def enroll_client(app: Any, client: Any, kind: str, name: str | None = None) -> Any:
+    """The device's browser (a Flask test client) types the code an admin got on the
+    enrollment page, as staff do; the app sets its cookie. Returns the client."""
+    import re as _re
+
+    code = add_device(app, kind, name)
+    page = client.get("/devices/enroll").get_data(as_text=True)
+    token = _re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert token is not None
+    resp = client.post("/devices/enroll", data={"csrf_token": token.group(1), "code": code})
+    assert resp.status_code == 303, resp.get_data(as_text=True)
+    return client

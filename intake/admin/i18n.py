@@ -6,6 +6,7 @@ CATALOG: dict[str, tuple[str, str]] = {
     "admin_title": ("管理", "Admin"),
     "audit_title": ("監査ログ", "Audit trail"),
     "users_title": ("ユーザー", "Users"),
+    "devices_title": ("端末", "Devices"),
     "admin_nav_label": ("管理メニュー", "Admin menu"),
     # the chain status
     "chain_title": ("改ざんの検査", "Tamper check"),
@@ -141,4 +142,108 @@ CATALOG: dict[str, tuple[str, str]] = {
                      "one FHIR export holds at most {max} events ({n} match): narrow the "
                      "dates, or use the CSV."),
     "back_to_audit": ("監査ログに戻る", "Back to the audit trail"),
+    # devices (/admin/devices)
+    "devices_note": ("受付ボード（緊急アラートの表示）と患者さん用タブレットは、ここで登録"
+                     "した端末でのみ動きます。端末を追加すると登録コードが表示されるので、"
+                     "その端末で入力してください。",
+                     "Front-desk alert boards and patient tablets work only on devices "
+                     "registered here. Adding a device shows a registration code: type it on "
+                     "that device."),
+    "devices_cli_note": ("サーバーでも intake devices add / code / revoke / list で同じ操作が"
+                         "できます。",
+                         "The same can be done on the server with intake devices add / "
+                         "code / revoke / list."),
+    "add_title": ("端末を追加", "Add a device"),
+    "f_device_name": ("名前", "Name"),
+    "f_device_name_hint": ("例：受付1、タブレット2（{n}文字まで）。アラートや監査ログに"
+                           "表示されます。",
+                           "For example “Front desk 1” or “Tablet 2” (up to {n} characters); "
+                           "shown on alerts and in the audit trail."),
+    "f_device_kind": ("種類", "Kind"),
+    "kind_board": ("受付ボード", "board"),
+    "kind_tablet": ("タブレット", "tablet"),
+    "kind_board_desc": ("受付ボード（受付で常に表示しておくアラート画面）",
+                        "Board (the front desk's always-on alert screen)"),
+    "kind_tablet_desc": ("タブレット（患者さんが問診に答える端末）",
+                         "Tablet (where patients answer the questionnaire)"),
+    "add_submit": ("追加して登録コードを表示", "Add and show its code"),
+    "device_list_title": ("登録済みの端末", "Registered devices"),
+    "times_note": ("時刻は{tz}の時刻です。", "Times are in {tz} time."),
+    "col_device_name": ("名前", "Name"),
+    "col_kind": ("種類", "Kind"),
+    "col_device_state": ("状態", "State"),
+    "col_created": ("作成", "Created"),
+    "col_enrolled": ("登録日時", "Enrolled"),
+    "col_seen": ("最終接続", "Last seen"),
+    "col_revoked": ("無効化", "Revoked"),
+    "col_device_actions": ("操作", "Actions"),
+    "by_who": ("実行：{who}", "by {who}"),
+    "not_yet": ("まだ", "not yet"),
+    "never_seen": ("なし", "never"),
+    "not_revoked": ("いいえ", "no"),
+    "state_active": ("使用中", "active"),
+    "state_pending": ("登録待ち（コード発行済み）", "pending code"),
+    "state_pending_until": ("コードは{time}まで有効", "code valid until {time}"),
+    "state_revoked": ("無効化済み", "revoked"),
+    "state_not_enrolled": ("未登録", "not enrolled"),
+    "btn_new_code": ("新しいコード", "New code"),
+    "btn_new_code_label": ("「{name}」の新しい登録コードを発行", "Issue a new code for “{name}”"),
+    "btn_revoke": ("無効化…", "Revoke…"),
+    "btn_revoke_label": ("「{name}」を無効化…", "Revoke “{name}”…"),
+    "no_devices": ("登録された端末はありません。", "There are no devices yet."),
+    "revoked_notice": ("「{name}」を無効化しました。この端末にはもう何も表示されません。",
+                       "“{name}” was revoked: it gets nothing more."),
+    # the one-time code
+    "code_title_new": ("「{name}」（{kind}）を追加しました", "“{name}” ({kind}) was added"),
+    "code_title_again": ("「{name}」（{kind}）の新しい登録コード",
+                         "A new registration code for “{name}” ({kind})"),
+    "code_label": ("登録コード", "Registration code"),
+    "code_expires": ("有効期限：{time}（{tz}）まで（{m}分間）",
+                     "Valid until {time} ({tz}), for {m} minutes"),
+    "code_how": ("その端末のブラウザで次のアドレス（{path}）を開き、表示される登録画面にこの"
+                 "コードを入力してください。",
+                 "On that device, open this address ({path}) in the browser and type this "
+                 "code on the registration page it shows."),
+    "code_once": ("このコードはこの画面に一度だけ表示され、あとから表示し直すことはできません。"
+                  "この画面を閉じた後や期限が切れた後は、一覧から新しいコードを発行してください。",
+                  "This code is shown only now and cannot be shown again. After leaving "
+                  "this page, or once it expires, issue a new code from the list."),
+    "code_replaces": ("以前に発行したコードは使えなくなりました。いま「{name}」として登録されている"
+                      "端末は、このコードが使われるまで使えます。コードを入力した端末が新しい"
+                      "「{name}」になり、それまでの端末は使えなくなります。",
+                      "Any earlier code no longer works. The device registered as “{name}” "
+                      "now keeps working until this code is used: the device that types it "
+                      "becomes “{name}”, and the earlier one stops."),
+    "back_to_devices": ("端末の一覧に戻る", "Back to the devices"),
+    # revoking
+    "revoke_title": ("「{name}」を無効化しますか？", "Revoke “{name}”?"),
+    "revoke_board": ("この受付ボードには直ちにアラートが表示されなくなり、開いている画面も閉じられ"
+                     "ます。受付に別のボードやデスク画面があることを確かめてください。",
+                     "This board stops showing alerts at once, and its open screen is "
+                     "closed. Make sure the front desk has another board or the desk page."),
+    "revoke_tablet": ("このタブレットでは直ちに問診ができなくなります。",
+                      "This tablet can no longer be used for the questionnaire, at once."),
+    "revoke_again": ("再び使うには、新しい登録コードを発行してその端末で入力します。",
+                     "To use it again, issue a new code and type it on the device."),
+    "revoke_submit": ("無効化する", "Revoke"),
+    "cancel": ("やめる", "Cancel"),
+    # refusals
+    "add_failed_title": ("端末を追加できませんでした", "The device was not added"),
+    "code_failed_title": ("登録コードを発行できませんでした", "No code was issued"),
+    "revoke_failed_title": ("端末を無効化できませんでした", "The device was not revoked"),
+    "err_name_length": ("「名前」：1〜{n}文字で入力してください。",
+                        "“Name”: enter 1 to {n} characters."),
+    "err_name_control": ("「名前」：制御文字は使えません。",
+                         "“Name”: control characters are not allowed."),
+    "err_kind": ("「種類」：受付ボードかタブレットを選んでください。",
+                 "“Kind”: choose board or tablet."),
+    "err_duplicate": ("「{name}」という名前の端末はすでにあります。別の名前にするか、一覧からその"
+                      "端末の新しいコードを発行してください。",
+                      "A device named “{name}” already exists: choose another name, or issue "
+                      "a new code for it from the list."),
+    "err_no_device": ("番号{id}の端末はありません。一覧を開き直してください。",
+                      "There is no device number {id}. Open the list again."),
+    "err_already_revoked": ("「{name}」はすでに無効化されています。",
+                            "“{name}” is already revoked."),
+    "err_refused": ("入力内容を確認してください。", "Check what was entered."),
 }

@@ -1,4 +1,5 @@
-"""Views of /admin: the audit trail (list, tamper check, downloads) and the users list."""
+"""Views of /admin: the audit trail (list, tamper check, downloads), the users list, and
+the enrolled devices (list, add, new code, revoke)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from collections.abc import Iterator
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Response, render_template, request
+from flask import Response, redirect, render_template, request
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -18,10 +21,12 @@ from intake.admin.i18n import CATALOG
 from intake.auth import Principal, current_user, require_roles
 from intake.auth.i18n import translator
 from intake.auth.web import error_page
+from intake.devices import services as devices_domain
 from intake.fhirapi.outcome import FHIR_JSON
 from intake.kiosk import i18n
 from intake.kiosk.web import check_csrf, csrf_token, finish_response
-from intake.storage.models import Role, utcnow
+from intake.live.notify import publish
+from intake.storage.models import Device, DeviceKind, Role, utcnow
 
 TRAIL = ("audit", "trail")  # entity type and id of events about the audit trail itself
 
@@ -74,10 +79,11 @@ def _query() -> AuditQuery:
     return parse(request.args.to_dict(flat=True), _tz())
 
 
-def _record(principal: Principal, action: str, detail: dict[str, Any]) -> None:
+def _record(principal: Principal, action: str, detail: dict[str, Any],
+            entity: tuple[str, str] = TRAIL) -> None:
     with state().sessions.begin() as session:
-        audit.record(session, actor=principal.name, action=action, entity_type=TRAIL[0],
-                     entity_id=TRAIL[1], detail=detail)
+        audit.record(session, actor=principal.name, action=action, entity_type=entity[0],
+                     entity_id=entity[1], detail=detail)
 
 
 def _signed_in() -> Principal:
@@ -159,3 +165,138 @@ def audit_fhir() -> Response:
                                              "events": len(bundle.get("entry", []))})
     return _attachment(json.dumps(bundle, ensure_ascii=False), FHIR_JSON,
                        _download_name("fhir.json"))
+
+
+# --- enrolled devices -------------------------------------------------------------------
+# The domain (intake.devices.services) does the work and audits it with the admin's name;
+# these views find the device by id, name a refusal in the admin's language, and show a
+# new one-time code once, in the response to the POST that made it: never in a URL, a
+# cookie, a log line or the database (which keeps only its hash).
+
+DEVICES = ("device", "list")  # entity type and id of the list's own audit events
+KIND_HOME = {DeviceKind.BOARD.value: "/board", DeviceKind.TABLET.value: "/kiosk"}
+
+
+def _devices_page(mode: str, status: int = 200, **context: Any) -> tuple[str, int]:
+    return _page("admin/devices.html", status, mode=mode, active="devices",
+                 kinds=list(KIND_HOME), name_max=devices_domain.NAME_MAX, **context)
+
+
+@bp.errorhandler(services.DeviceRefused)
+def _device_refused(exc: services.DeviceRefused) -> tuple[str, int]:
+    """The refusal's status, with a page naming the problem; for a new device, the form
+    again with what was typed."""
+    t = _t(_lang())
+    form = None
+    if exc.title == "add_failed_title":
+        form = {"name": request.form.get("name", "")[:200],
+                "kind": request.form.get("kind", "")}
+    return _devices_page("error", exc.status, title=t(exc.title),
+                         why=t(exc.why, **exc.values), form=form)
+
+
+def _issued_page(issued: devices_domain.Issued, *, new: bool) -> tuple[str, int]:
+    """The one-time code, once: large, as 1234-5678, with its expiry and where to type it."""
+    settings = state().settings
+    base = (settings.public_base_url or request.url_root).rstrip("/")
+    path = KIND_HOME[issued.device.kind]
+    code = issued.code
+    return _devices_page("issued", new=new, device_name=issued.device.name,
+                         device_kind=issued.device.kind, code=f"{code[:4]}-{code[4:]}",
+                         expires=services.local_time(issued.expires_at, _tz()),
+                         minutes=int(devices_domain.CODE_LIFETIME.total_seconds() // 60),
+                         path=path, url=base + path)
+
+
+@bp.get("/devices")
+@require_roles(Role.ADMIN)
+def devices() -> tuple[str, int]:
+    """Every device with its state and history, the form to add one, and per device a
+    new code and revocation."""
+    tz = _tz()
+    with state().sessions() as session:
+        rows = services.devices(session, utcnow(), tz)
+    _record(_signed_in(), "devices.viewed", {"rows": len(rows)}, entity=DEVICES)
+    # After a revocation (post, redirect, get): a notice over that device's row.
+    revoked = request.args.get("revoked", "")
+    wanted = int(revoked) if revoked.isascii() and revoked.isdigit() and len(revoked) < 11 \
+        else None
+    done = next((r for r in rows if r.id == wanted and r.state == "revoked"), None)
+    return _devices_page("list", rows=rows, revoked=done)
+
+
+@bp.post("/devices")
+@require_roles(Role.ADMIN)
+def device_add() -> tuple[str, int]:
+    """Add a device (name, kind) and show its first one-time code."""
+    name = request.form.get("name", "")
+    kind = request.form.get("kind", "")
+    actor = _signed_in().name
+    try:
+        with state().sessions.begin() as session:
+            services.check_new_device(session, name, kind)
+            issued = devices_domain.add(session, name, kind, actor=actor, now=utcnow())
+    except devices_domain.DeviceError:
+        # The checks above name every refusal the domain makes today; this stays a
+        # clear 400 should it gain another.
+        raise services.DeviceRefused(400, "add_failed_title", "err_refused") from None
+    except IntegrityError:
+        # The same name added at the same moment by another admin.
+        raise services.DeviceRefused(409, "add_failed_title", "err_duplicate",
+                                     name=devices_domain.normalise_name(name)) from None
+    return _issued_page(issued, new=True)
+
+
+@bp.post("/devices/<int:device_id>/code")
+@require_roles(Role.ADMIN)
+def device_code(device_id: int) -> tuple[str, int]:
+    """A new one-time code for a device (a new browser, a replaced tablet, or after a
+    revocation); an earlier unused code stops working."""
+    actor = _signed_in().name
+    with state().sessions.begin() as session:
+        device = services.device_by_id(session, device_id, "code_failed_title")
+        issued = devices_domain.new_code(session, device.name, actor=actor, now=utcnow())
+    return _issued_page(issued, new=False)
+
+
+def _revocable(session: Session, device_id: int, *, lock: bool = False) -> Device:
+    """The device to revoke, or a refusal: unknown (404), or nothing left to revoke (409:
+    revoked, and no code issued since)."""
+    device = services.device_by_id(session, device_id, "revoke_failed_title", lock=lock)
+    if devices_domain.state_of(device, utcnow()) == "revoked":
+        raise services.DeviceRefused(409, "revoke_failed_title", "err_already_revoked",
+                                     name=device.name)
+    return device
+
+
+def _confirm_page(device_id: int) -> tuple[str, int]:
+    with state().sessions() as session:
+        device = _revocable(session, device_id)
+        row = next(r for r in services.devices(session, utcnow(), _tz()) if r.id == device.id)
+    return _devices_page("confirm", row=row)
+
+
+@bp.get("/devices/<int:device_id>/revoke")
+@require_roles(Role.ADMIN)
+def device_revoke_confirm(device_id: int) -> tuple[str, int]:
+    """Ask before revoking (a page of its own, so it works without script)."""
+    return _confirm_page(device_id)
+
+
+@bp.post("/devices/<int:device_id>/revoke")
+@require_roles(Role.ADMIN)
+def device_revoke(device_id: int) -> BaseResponse | tuple[str, int]:
+    """Revoke a device at once: its token and any unused code are cleared, and the live
+    process is told to close its open streams. Without the confirmation page's
+    ``confirm=yes`` that page is shown instead, and nothing changes."""
+    if request.form.get("confirm") != "yes":
+        return _confirm_page(device_id)
+    actor = _signed_in().name
+    st = state()
+    with st.sessions.begin() as session:
+        device = _revocable(session, device_id, lock=True)
+        revoked_id = devices_domain.revoke(session, device.name, actor=actor,
+                                           now=utcnow()).id
+    # After the commit, so the live process finds the revocation when it looks.
+    publish(st.settings.redis_url, "device", device=revoked_id)
+    return redirect(f"/admin/devices?lang={_lang()}&revoked={revoked_id}", 303)

@@ -142,7 +142,13 @@ def raise_for_result(session: Session, intake: Intake, revision: int,
     unanswered = list(session.execute(
         select(Alert).where(Alert.intake_id == intake.id, Alert.state != AlertState.DONE)
     ).scalars())
-    if any(_LEVEL_RANK[AlertLevel(a.level)] <= _LEVEL_RANK[level] for a in unanswered):
+    standing = [a for a in unanswered
+                if _LEVEL_RANK[AlertLevel(a.level)] <= _LEVEL_RANK[level]]
+    if standing:
+        for alert in standing:
+            if alert.reasons == _codes(["not_triaged"]):
+                # Triage failed, then succeeded (a retried task): say why now.
+                alert.reasons = _codes(reasons_of(result))
         return None
     for lower in unanswered:  # a same-day alert now covered by the emergency
         _answer(session, lower, AlertState.DONE, by=SYSTEM, via="superseded", now=now,
@@ -164,7 +170,8 @@ def raise_for_failure(session: Session, intake: Intake, revision: int,
     """Triage failed (a defect, kept visible): the tablet tells the patient that a staff
     member will speak with them, so the desk gets a same-day alert."""
     if revision > 1 or session.execute(
-            select(Alert.id).where(Alert.intake_id == intake.id, Alert.revision == revision)
+            select(Alert.id).where(Alert.intake_id == intake.id, Alert.revision == revision,
+                                   Alert.level == AlertLevel.SAME_DAY)
     ).first() is not None:
         return None
     alert = Alert(intake_id=intake.id, revision=revision, level=AlertLevel.SAME_DAY.value,

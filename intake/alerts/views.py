@@ -93,12 +93,14 @@ def answer(alert_id: int) -> Any:
     """対応中 / 確認済 for an alert: from a signed-in staff page (the answer is the
     user's), or from an enrolled board (the name chosen there, which must be an active
     staff user's). JSON in and out, for the page's script."""
+    principal = load_principal(touch=True)
+    device = current_device(DeviceKind.BOARD)
+    if principal is None and device is None:
+        return jsonify({"error": "sign in, or answer from an enrolled board"}), 401
     wanted = request.form.get("state", "")
     via_kind = request.form.get("via", "")
     if via_kind not in VIA:
         return jsonify({"error": "via must be board, desk or review"}), 400
-    principal = load_principal(touch=True)
-    device = current_device(DeviceKind.BOARD)
     now = utcnow()
     st = state()
     with st.sessions.begin() as session:

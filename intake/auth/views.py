@@ -24,6 +24,7 @@ from intake.auth.web import (
     staff_lang,
 )
 from intake.kiosk.web import check_csrf, csrf_token, finish_response, rotate_csrf, set_cookie
+from intake.live.notify import publish
 from intake.storage.models import Role, utcnow
 
 
@@ -124,7 +125,9 @@ def signin() -> Any:
 @bp.post("/signout")
 def signout() -> Response:
     with state().sessions.begin() as session:
-        users.end_session(session, request.cookies.get(SESSION_COOKIE))
+        ended = users.end_session(session, request.cookies.get(SESSION_COOKIE))
+    if ended is not None:
+        publish(state().settings.redis_url, "session")  # its live streams end at once
     response = Response(status=303, headers={"Location": "/auth/signin?signed_out=1"})
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="Strict",
                            secure=request.is_secure)

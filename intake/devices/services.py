@@ -121,9 +121,12 @@ def _issue(session: Session, device: Device, *, actor: str, now: datetime) -> Is
 
 def revoke(session: Session, name: str, *, actor: str, now: datetime) -> Device:
     """Stop a device at once: its token and any unused code are cleared."""
-    device = find(session, name)
+    device = session.execute(select(Device).where(Device.name == normalise_name(name))
+                             .with_for_update()).scalar_one_or_none()
     if device is None:
         raise DeviceError(f"no device named {normalise_name(name)!r}")
+    if state_of(device, now) == "revoked":
+        raise DeviceError(f"device {device.name!r} is already revoked")
     device.token_hash = None
     device.code_hash = None
     device.code_expires_at = None

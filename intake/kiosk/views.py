@@ -64,6 +64,7 @@ from intake.kiosk.web import (
     serializer,
     set_cookie,
 )
+from intake.storage.db import read_session_factory
 from intake.storage.models import DeviceKind, Intake, KioskDraft, utcnow
 
 log = logging.getLogger(__name__)
@@ -166,8 +167,15 @@ def _clear_token(response: BaseResponse) -> None:
                                secure=request.is_secure)
 
 
-def _to_start() -> BaseResponse:
-    """Back to the staff start screen, with the tablet session forgotten."""
+def _to_start(*, cleared: bool = False) -> BaseResponse:
+    """Back to the staff start screen, with the tablet session forgotten; but while this
+    tablet shows an emergency (until staff clear it with the PIN: ``cleared``), back to
+    that message: the browser's Back button must not take it away."""
+    if not cleared:
+        # A reader: callers may hold the write transaction (SQLite has one writer).
+        with read_session_factory(state().settings.database_url)() as session:
+            if _emergency_shown(session) is not None:
+                return redirect(url_for("kiosk.done"), 303)
     response = redirect(url_for("kiosk.start"), 303)
     _clear_token(response)
     rotate_csrf()
@@ -600,7 +608,7 @@ def clear() -> BaseResponse | tuple[str, int]:
                    if verdict.locked_minutes else i18n.t("err_pin", lang))
         return _page("kiosk/done.html", lang, message_key="msg_emergency", emergency=True,
                      errors={"pin": message}), 429 if verdict.locked_minutes else 403
-    return _to_start()
+    return _to_start(cleared=True)
 
 
 @bp.get("/status")

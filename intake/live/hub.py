@@ -116,12 +116,13 @@ class Hub:
 
     def __init__(self, settings: Settings, *, reads: sessionmaker[Session],
                  writes: sessionmaker[Session], clock: Callable[[], datetime] = utcnow,
-                 poll: float = POLL_SECONDS) -> None:
+                 poll: float = POLL_SECONDS, revalidate: float = REVALIDATE) -> None:
         self.settings = settings
         self.reads = reads
         self.writes = writes
         self.clock = clock
         self.poll = poll
+        self.revalidate_every = revalidate
         self.tz = ZoneInfo(settings.display_timezone)
         self.streams: set[Stream] = set()
         self.epoch = secrets.token_hex(4)
@@ -179,14 +180,20 @@ class Hub:
     async def _heartbeats(self) -> None:
         while True:
             await asyncio.sleep(self.settings.live_heartbeat_seconds)
-            ping = sse("ping", {"t": self.clock().isoformat(timespec="seconds")})
+            now = self.clock()
+            ping = sse("ping", {"t": now.isoformat(timespec="seconds"),
+                                "clock": now.astimezone(self.tz).strftime("%H:%M:%S")})
             for stream in list(self.streams):
                 stream.send(ping)
 
     async def _checks(self) -> None:
         last_seen_note = 0.0
         while True:
-            await asyncio.sleep(REVALIDATE if not self._revalidate_now else 0.05)
+            # Woken early (within 50 ms) by a device or sign-out notice.
+            for _ in range(max(1, int(self.revalidate_every / 0.05))):
+                if self._revalidate_now:
+                    break
+                await asyncio.sleep(0.05)
             self._revalidate_now = False
             try:
                 await self.revalidate()
@@ -229,7 +236,7 @@ class Hub:
             kind = json.loads(raw).get("kind")
         except (ValueError, TypeError, AttributeError):
             return
-        if kind == "device":
+        if kind in ("device", "session"):
             self._revalidate_now = True
         self.wake()
 
@@ -328,6 +335,7 @@ class Hub:
     def _state_data(self, snap: Snapshot, *, staff: bool) -> dict[str, Any]:
         return {"alerts": [self._alert(v, snap.now, staff=staff) for v in snap.views],
                 "more": snap.more, "t": snap.now.isoformat(timespec="seconds"),
+                "clock": snap.now.astimezone(self.tz).strftime("%H:%M:%S"),
                 "escalate_after": self.settings.alert_escalate_seconds}
 
     def _alert(self, v: alerts.AlertView, now: datetime, *, staff: bool) -> dict[str, Any]:

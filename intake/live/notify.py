@@ -19,8 +19,9 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "intake:live"
 # What changed: an alert (raised, answered, escalated), the intakes the worklist lists
-# (arrival, result, delivery, review action), or a device (revoked: close its streams).
-KINDS = frozenset({"alert", "change", "device"})
+# (arrival, result, delivery, review action), a device (revoked) or a staff sign-in
+# (signed out, disabled): for the last two the live process checks its streams at once.
+KINDS = frozenset({"alert", "change", "device", "session"})
 
 _clients: dict[str, Any] = {}
 _lock = threading.Lock()

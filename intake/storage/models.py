@@ -509,7 +509,7 @@ class Alert(Base):
     emergency (alarm until answered, escalation) or same day (the tablet told the
     patient that a staff member will speak with them).
 
-    One per (intake, revision) at most. Staff answer it as 対応中 (in progress) and
+    One per (intake, revision, level) at most. Staff answer it as 対応中 (in progress) and
     確認済 (done) from any board, the desk or the worklist; every board shows the same
     state. ``reasons`` are plain reason classes (",chest,leg_circulation,"), never a
     flag or a diagnosis. ``*_by`` is a staff user's name; ``*_via`` where it was done
@@ -518,7 +518,7 @@ class Alert(Base):
 
     __tablename__ = "alerts"
     __table_args__ = (
-        UniqueConstraint("intake_id", "revision", name="uq_alerts_intake_revision"),
+        UniqueConstraint("intake_id", "revision", "level", name="uq_alerts_intake_revision"),
         Index("ix_alerts_state_raised", "state", "raised_at"),
     )
 

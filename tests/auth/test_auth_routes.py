@@ -4,6 +4,8 @@
   health checks, static files, the sign-in pages, and the two discovery documents their
   standards open to anyone;
 - token: the machine APIs (/api, /metrics, /fhir, /cds-services), refused without one;
+- device: the front-desk board and the answer to an alert, open to an enrolled board
+  (its cookie) or a signed-in user: without either, nothing but the way to enrollment;
 - staff: every other rule. Its view carries ``required_roles`` (set by
   ``require_roles``), and without sign-in a GET is sent to the sign-in page or gets
   401, never a page.
@@ -47,7 +49,16 @@ PUBLIC_RULES = {
     "/auth/state": "says only whether this browser is signed in",
     "/auth/keepalive": "says only whether this browser is signed in",
     "/auth/signout": "ends the session of the cookie sent, if any; shows nothing",
+    "/devices/enroll": "a device's enrollment: spends a one-time code from an admin "
+                       "(wrong codes lock the address out); shows nothing",
     **OPEN_BY_STANDARD,
+}
+# Rules an enrolled board reaches without a sign-in, and what they answer to a browser
+# that is neither a board nor signed in (GET, or POST with a CSRF token).
+DEVICE_RULES = {
+    "/board": (303, "/devices/enroll?kind=board"),
+    "/board/staff": (401, None),
+    "/alerts/<int:alert_id>": (401, None),
 }
 # Which roles may open each staff area; a staff rule outside these areas needs a line.
 ACCESS = {
@@ -67,6 +78,8 @@ def classes_of(rule: Any) -> list[str]:
     if _is_static(rule):
         return ["static"]  # a blueprint's static files, wherever it is mounted
     found = []
+    if rule.rule in DEVICE_RULES:
+        found.append("device")
     if rule.rule in PUBLIC_RULES or any(under(rule.rule, p) for p in PUBLIC_PREFIXES):
         found.append("public")
     if (any(under(rule.rule, p) for p in TOKEN_PREFIXES)
@@ -95,7 +108,7 @@ def _request(client: Any, rule: Any, method: str) -> Any:
 def test_every_rule_is_in_exactly_one_class_and_guarded(auth_app: Any) -> None:
     anonymous = bare_client(auth_app)
     problems: list[str] = []
-    counts = {"static": 0, "public": 0, "token": 0, "staff": 0}
+    counts = {"static": 0, "public": 0, "token": 0, "device": 0, "staff": 0}
     for rule in auth_app.url_map.iter_rules():
         name = f"{rule.rule} ({rule.endpoint}, {'/'.join(methods(rule))})"
         classes = classes_of(rule)
@@ -115,6 +128,18 @@ def test_every_rule_is_in_exactly_one_class_and_guarded(auth_app: Any) -> None:
                 status = _request(anonymous, rule, "GET").status_code
                 if status == 500:  # (503 is /readyz without a broker: by design)
                     problems.append(f"{name}: public GET answers {status}")
+            continue
+        if kind == "device":
+            status, location = DEVICE_RULES[rule.rule]
+            if roles is not None:
+                problems.append(f"{name}: a board's route must not require a sign-in")
+            for method in methods(rule):
+                resp = _request(anonymous, rule, method)
+                if resp.status_code != status or (
+                        location and not resp.headers.get("Location", "").startswith(location)):
+                    problems.append(f"{name}: {method} from a stranger answers "
+                                    f"{resp.status_code} {resp.headers.get('Location', '')}")
+                assert_staff_headers(resp, name)
             continue
         for method in methods(rule):
             resp = _request(anonymous, rule, method)
@@ -140,7 +165,7 @@ def test_every_rule_is_in_exactly_one_class_and_guarded(auth_app: Any) -> None:
     assert not problems, "\n".join(problems)
     # The enumeration saw the app (a broken walk would pass vacuously).
     assert counts["static"] >= 4 and counts["public"] >= 15 and counts["token"] >= 10
-    assert counts["staff"] >= 4
+    assert counts["staff"] >= 4 and counts["device"] == len(DEVICE_RULES)
 
 
 def test_the_classes_are_exclusive() -> None:
@@ -148,7 +173,8 @@ def test_the_classes_are_exclusive() -> None:
         def __init__(self, rule: str, endpoint: str) -> None:
             self.rule, self.endpoint = rule, endpoint
 
-    assert classes_of(R("/desk/stream", "desk.stream")) == ["staff"]
+    assert classes_of(R("/desk/rows", "desk.rows")) == ["staff"]
+    assert classes_of(R("/board", "alerts.board")) == ["device"]
     assert classes_of(R("/something-new", "x.y")) == ["staff"]
     assert classes_of(R("/kiosk/q/<int:step>", "kiosk.section")) == ["public"]
     assert classes_of(R("/fhir/metadata", "fhirapi.metadata")) == ["public"]

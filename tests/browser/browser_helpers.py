@@ -38,7 +38,9 @@ LANDSCAPE = {"width": 1280, "height": 800}
 # Every URL the tablet may request: screen numbers and a language, never an answer.
 ALLOWED_URL = re.compile(
     r"^/kiosk(/|/welcome|/q/\d+(\?(review|check)=1)?|/review|/done|/status|/quit|/reset|"
-    r"/lang|/touch|/static/(kiosk\.css|kiosk\.js|knees\.svg))?(\?lang=(ja|en))?$")
+    r"/clear|/lang|/touch|/static/(kiosk\.css|kiosk\.js|knees\.svg))?(\?lang=(ja|en))?$")
+# The app behind each server's base URL, so a page can be enrolled as a device there.
+APPS: dict[str, Any] = {}
 
 MESSAGES = {
     "ja": {"emergency": "今すぐ受付スタッフにお声がけください",
@@ -124,10 +126,25 @@ def sign_in_staff(page: Any, base: str, name: str, password: str, *, path: str =
         page.get_by_role("button", name=re.compile("^(サインイン|Sign in)$")).click()
 
 
+def enroll_context(context: Any, base: str, kind: str, name: str | None = None) -> str:
+    """Make a browser context an enrolled device (``tablet`` or ``board``) of the server
+    at ``base`` (its cookie; the enrollment page itself is tested on its own). Cookies
+    are per host, not per port: servers on one database share it."""
+    from support import enroll_device
+
+    token = enroll_device(APPS[base], kind, name)
+    context.add_cookies([{"name": "intake_device", "value": token, "url": base,
+                          "httpOnly": True, "sameSite": "Strict"}])
+    return token
+
+
 def start_patient(page: Any, base: str, *, lang: str, record_number: str,
                   pin: str = PIN) -> None:
-    """Staff: PIN, record number, language, hand over."""
+    """Staff: PIN, record number, language, hand over (on an enrolled tablet)."""
     page.goto(f"{base}/kiosk")
+    if "/devices/enroll" in page.url:
+        enroll_context(page.context, base, "tablet")
+        page.goto(f"{base}/kiosk")
     page.fill("#f-pin", pin)
     page.locator("label:has(input[name=patient][value=record])").click()
     page.fill("#f-record_number", record_number)
@@ -206,6 +223,65 @@ class Server:
     app: Any
     base: str
     stop: Any
+    live: Any = None  # the live process in front of it, if any
+
+
+class LiveProcess:
+    """``intake live`` as a real process, optionally the front door of ``upstream``: the
+    browser tests' pages get their streams (and, through it, everything else) from it.
+    It can be killed and started again on the same port."""
+
+    def __init__(self, settings: dict[str, str], tmp: Path, upstream: str | None = None,
+                 port: int | None = None) -> None:
+        import os
+
+        from intake.serve import free_port
+
+        self.port = port or free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("INTAKE_")}
+        self.env.update({"INTAKE_" + k.upper(): str(v) for k, v in settings.items()
+                         if v is not None})
+        self.env["PYTHONUNBUFFERED"] = "1"
+        self.upstream = upstream
+        self.log = tmp / f"live-{self.port}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30) -> None:
+        import urllib.request
+
+        argv = [sys.executable, "-m", "intake.cli", "live", "--port", str(self.port)]
+        if self.upstream:
+            argv += ["--upstream", self.upstream]
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(argv, env=self.env, stdout=out,
+                                         stderr=subprocess.STDOUT, cwd=REPO,
+                                         start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.base}/live/healthz", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise RuntimeError("intake live did not start:\n" + self.log.read_text(errors="replace"))
+
+    def kill(self, sig: int = 9) -> None:
+        import os
+
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            self.proc.wait(timeout=20)
+
+    def stop(self) -> None:
+        import signal
+
+        if self.proc is not None and self.proc.poll() is None:
+            self.kill(signal.SIGTERM)
 
 
 def serve_app(app: Any) -> Server:

@@ -1,11 +1,13 @@
 """The browser tests' world: Debian's Chromium driven by Playwright, the real web app
-served over HTTP, a real Celery worker (with beat) and a private Redis, on SQLite.
+served over HTTP, the live process in front of it (as ``intake serve`` runs it), a real
+Celery worker (with beat) and a private Redis, on SQLite.
 
 Started once for the folder (scope "package"), so the suite stays fast; each test gets
-its own browser context (its own cookies) and its own record numbers. Three servers
-share the database, broker and worker:
+its own browser context (its own cookies; an enrolled tablet unless it asks otherwise)
+and its own record numbers. Three servers share the database, broker and worker:
 
-- ``main``: the production settings (90 s idle timer);
+- ``main``: the production settings (90 s idle timer), reached through the live process
+  (``intake live --upstream``), which serves the boards' and staff pages' streams;
 - ``idle``: a 2 s idle timer and 3 s warning, for the idle tests;
 - ``nobroker``: no broker and a database no worker reads, so the closing screen waits
   (to audit the waiting screen).
@@ -30,12 +32,15 @@ if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
 from browser_helpers import (  # noqa: E402
+    APPS,
     CHROMIUM,
     CHROMIUM_ARGS,
     PIN,
     PORTRAIT,
     Audit,
+    LiveProcess,
     Server,
+    enroll_context,
     ensure_axe,
     serve_app,
     start_worker,
@@ -74,16 +79,26 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         redis_proc.terminate()
         raise
     servers: list[Server] = []
+    live: LiveProcess | None = None
     try:
-        servers = [
-            serve_app(create_app(common)),
+        # The web app behind the live process trusts one proxy, as under intake serve.
+        web = serve_app(create_app({**common, "proxy_hops": "1"}))
+        servers.append(web)
+        live = LiveProcess({**common, "live_heartbeat_seconds": "2"}, tmp, upstream=web.base)
+        live.start()
+        main = Server(web.app, live.base, web.stop, live)
+        servers += [
             serve_app(create_app({**common, "kiosk_idle_seconds": "2",
                                "kiosk_warning_seconds": "3"})),
             serve_app(create_app({**common, "redis_url": None, "kiosk_result_wait": "60",
                                "database_url": lonely_url})),
         ]
-        yield Stack(*servers, worker_log=log)
+        for server in (main, *servers[1:]):
+            APPS[server.base] = server.app
+        yield Stack(main, servers[1], servers[2], worker_log=log)
     finally:
+        if live is not None:
+            live.stop()
         for server in servers:
             server.stop()
         stop_worker(worker)
@@ -120,14 +135,19 @@ def audit(axe_source: str) -> Iterator[Audit]:
 
 
 @pytest.fixture
-def new_page(browser: Any) -> Iterator[Any]:
-    """Factory: a page in a fresh context (its own cookies), portrait by default."""
+def new_page(browser: Any, stack: Stack) -> Iterator[Any]:
+    """Factory: a page in a fresh context (its own cookies), portrait by default, an
+    enrolled tablet of the main database unless ``device`` says otherwise ("board", or
+    None for a browser that is no device)."""
     contexts: list[Any] = []
 
-    def make(viewport: dict[str, int] | None = None, locale: str = "ja-JP") -> Any:
+    def make(viewport: dict[str, int] | None = None, locale: str = "ja-JP",
+             device: str | None = "tablet") -> Any:
         context = browser.new_context(viewport=viewport or PORTRAIT, locale=locale)
         context.set_default_timeout(10_000)
         contexts.append(context)
+        if device is not None:
+            enroll_context(context, stack.main.base, device)
         return context.new_page()
 
     yield make

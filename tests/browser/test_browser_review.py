@@ -76,11 +76,9 @@ def test_worklist_live_and_case_actions(stack: Any, new_page: Any, audit: Audit)
     shoot(page, "review-worklist", both=False)
 
     # Sound on (a click is the interaction browsers require), then an emergency arrives.
-    page.get_by_role("button", name="通知音をオンにする").click()
-    page.locator("#sound-ready").wait_for()
-    tones = "() => parseInt(document.getElementById('review').dataset.tones || '0', 10)"
-    page.wait_for_function(f"() => ({tones})() === 1")  # the button's confirmation tone
-    tones_before = 1
+    page.get_by_role("button", name="音が出ません。ここをタップしてください").click()
+    page.wait_for_function("() => document.getElementById('live').dataset.sound === 'on'")
+    alarms = "() => +(document.getElementById('live').dataset.tonesAlarm || 0)"
     record = "BR-REVIEW-1"
     st = state(app)
     accepted = submit_and_enqueue(st.sessions, st.celery,
@@ -88,21 +86,20 @@ def test_worklist_live_and_case_actions(stack: Any, new_page: Any, audit: Audit)
                                   actor="test", record_number=record)
     row = page.locator(f"tr[data-intake-id='{accepted.intake_id}']")
     row.wait_for(timeout=15_000)  # arrives live: no reload
-    banner = page.locator(f"#alert-list li[data-intake-id='{accepted.intake_id}']")
+    banner = page.locator("#alert-list .alert-card", has_text=record)
     banner.wait_for(timeout=15_000)
-    assert accepted.business_id in banner.inner_text()
-    assert "救急" in banner.inner_text()
-    page.wait_for_function(f"() => ({tones})() > {tones_before}")
+    assert "緊急" in banner.inner_text() and "胸の症状" in banner.inner_text()
+    page.wait_for_function(f"() => ({alarms})() > 0")
     wait_for(lambda: "救急" in row.inner_text(), timeout=10, message="the row's urgency")
     assert record in row.inner_text()
     assert "肺塞栓症の疑い" in row.inner_text()
-    assert page.title().startswith("(!)")
+    assert page.title().startswith("(")
     audit.check(page, "review-worklist-alert")
     shoot(page, "review-worklist-alert", both=False)
 
-    # The case view, from the banner.
+    # The case view, from the alert.
     with page.expect_navigation():
-        banner.get_by_role("link").click()
+        banner.get_by_role("link", name="開く").click()
     assert page.url.endswith(f"/review/{accepted.intake_id}?lang=ja")
     _settle(app, page, accepted.intake_id)
     assert record not in page.title()

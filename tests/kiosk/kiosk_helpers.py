@@ -17,6 +17,7 @@ from werkzeug.datastructures import MultiDict
 from intake import state
 from intake.kiosk.form import tablet_form
 from intake.storage.models import Intake, KioskDraft, TriageResult
+from support import enroll_client
 
 PIN = "246810"
 TOKEN_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -44,6 +45,8 @@ class Tablet:
     def __post_init__(self) -> None:
         if self.client is None:
             self.client = self.app.test_client()
+        # Every tablet is an enrolled device (its name goes with the front desk's alerts).
+        enroll_client(self.app, self.client, "tablet")
 
     def _remember(self, resp: Any, url: str) -> Any:
         self.urls.append(url)

@@ -1,12 +1,11 @@
-"""The front-desk page: user sign-in (no PIN), the list by urgency, and the alert stream,
-bounded by its own limit and by the end of the sign-in."""
+"""The front-desk page: user sign-in (no PIN), the list by urgency, and the alert list
+it shares with the boards (filled by the live process's stream: tests/live)."""
 
 from __future__ import annotations
 
 import json
 import re
 import sys
-import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -18,7 +17,7 @@ from kiosk_helpers import PIN
 from intake import pipeline, state
 from intake.clinical import parse_simple_answers
 from intake.storage.models import Intake
-from support import case
+from support import case, enroll_client
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "auth"))
 from auth_helpers import (  # noqa: E402
@@ -35,7 +34,7 @@ DESK_USER = "desk.front"
 
 @pytest.fixture
 def desk_app(make_app: Callable[..., Any], sqlite_url: str) -> Any:
-    return make_app(sqlite_url, kiosk_pin=PIN, desk_stream_seconds="2")
+    return make_app(sqlite_url, kiosk_pin=PIN)
 
 
 def _desk_client(app: Any) -> Any:
@@ -68,7 +67,7 @@ def test_desk_needs_a_signed_in_user_not_the_pin(desk_app: Any) -> None:
     page = client.get("/desk")
     assert page.status_code == 303 and page.headers["Location"] == "/auth/signin?next=%2Fdesk"
     assert page.headers["Cache-Control"] == "no-store"
-    for url in ("/desk/rows", "/desk/stream", "/desk/state"):
+    for url in ("/desk/rows", "/desk/state"):
         assert client.get(url).status_code == 401, url
     signin = client.get(page.headers["Location"]).get_data(as_text=True)
     assert 'name="pin"' not in signin and 'name="password"' in signin
@@ -76,8 +75,11 @@ def test_desk_needs_a_signed_in_user_not_the_pin(desk_app: Any) -> None:
     assert client.post("/desk/signin", data={"pin": PIN}).status_code == 404
     make_user(desk_app, DESK_USER, "front_desk")
     assert sign_in(client, DESK_USER, PIN).status_code == 403
-    # The tablet keeps its PIN.
-    assert 'name="pin"' in client.get("/kiosk").get_data(as_text=True)
+    # The tablet keeps its PIN (on an enrolled tablet; any other browser is sent to the
+    # enrollment page).
+    assert client.get("/kiosk").headers["Location"].startswith("/devices/enroll?kind=tablet")
+    tablet = enroll_client(desk_app, desk_app.test_client(), "tablet")
+    assert 'name="pin"' in tablet.get("/kiosk").get_data(as_text=True)
 
     resp = sign_in(client, DESK_USER, next_path="/desk")
     assert resp.status_code == 303 and resp.headers["Location"] == "/desk"
@@ -85,6 +87,9 @@ def test_desk_needs_a_signed_in_user_not_the_pin(desk_app: Any) -> None:
     assert "Front-desk alerts" in html and f"{DESK_USER} (front desk)" in html
     assert 'action="/auth/signout"' in html and "/auth/static/staff.js" in html
     assert "/desk/static/desk.css" in html and "/desk/static/desk.js" in html
+    # The alerts: the live process's staff stream, answered as the signed-in user.
+    assert 'data-stream="/live/staff"' in html and 'data-via="desk"' in html
+    assert "/alerts/static/live.js" in html and "use the front-desk board (/board)" in html
     assert 'href="/review' not in html and 'href="/admin' not in html  # not for this role
     data = client.get("/desk/state").get_json()
     assert data["signed_in"] is True and 890 <= data["seconds_left"] <= 900
@@ -104,7 +109,6 @@ def test_sign_in_ends_after_its_lifetime(desk_app: Any) -> None:
     assert client.get("/desk/state").status_code == 200
     age_sessions(desk_app, idle=timedelta(0), lifetime_over=timedelta(seconds=1))
     assert client.get("/desk/state").status_code == 401
-    assert client.get("/desk/stream").status_code == 401
     assert client.get("/desk").status_code == 303
 
 
@@ -120,51 +124,12 @@ def test_list_is_by_urgency_without_names_or_answers(desk_app: Any) -> None:
                      routine.business_id]
     assert "emergency, now" in html and "Awaiting triage" in html
     assert "vascular surgery" in html
-    for private in ("MRN-D", "秘密", "PE_SUSPECT", "DVT", "chest"):
+    for private in ("MRN-D", "秘密", "PE_SUSPECT", "DVT"):
         assert private not in html
-    # The alert area lists the open emergency.
-    assert f"Emergency: intake {emergency.business_id}" in html
+    table = html.split('<tbody id="rows">', 1)[1]
+    assert "chest" not in table  # (the alert list's wording, for its script, is above)
     rows = client.get("/desk/rows?lang=ja").get_data(as_text=True)
     assert "救急(今すぐ)" in rows
     # The audit trail names who looked.
     viewed = audit_events(desk_app, "desk.viewed")
     assert [(e.actor, e.detail) for e in viewed] == [(DESK_USER, {"rows": 4})]
-
-
-def test_stream_sends_alerts_from_the_database_without_redis(desk_app: Any) -> None:
-    client = _desk_client(desk_app)
-    first = _intake(desk_app, "pub-01", "MRN-S1")
-    emergency = _intake(desk_app, "pub-06", "MRN-S2")
-    resp = client.get("/desk/stream?after=0&lang=en")
-    assert resp.mimetype == "text/event-stream"
-    assert resp.headers["Cache-Control"] == "no-store"
-    body = resp.get_data(as_text=True)  # the stream ends by itself (2 s here)
-    assert body.startswith("retry: 1000\n\n")
-    events = _events(body)
-    kinds = [(e[1], e[2].get("business_id")) for e in events if e[1] in ("alert", "update")]
-    assert kinds == [("update", first.business_id), ("alert", emergency.business_id)]
-    alert = next(e for e in events if e[1] == "alert")
-    assert set(alert[2]) == {"business_id", "urgency", "urgency_label", "department_label",
-                             "time"}
-    assert events[-1][1] == "bye"
-    # Reconnecting with Last-Event-ID continues after what was received.
-    again = client.get("/desk/stream", headers={"Last-Event-ID": alert[0]})
-    assert [e for e in _events(again.get_data(as_text=True))
-            if e[1] in ("alert", "update")] == []
-
-
-def test_stream_ends_when_the_sign_in_would(make_app: Callable[..., Any],
-                                            sqlite_url: str) -> None:
-    """An unattended desk's stream stops at the idle time-out, not 25 s later, and the
-    reconnection is refused."""
-    app = make_app(sqlite_url, desk_stream_seconds="25")
-    client = _desk_client(app)
-    age_sessions(app, idle=timedelta(minutes=15) - timedelta(seconds=3))
-    started = time.monotonic()
-    body = client.get("/desk/stream?after=0").get_data(as_text=True)
-    elapsed = time.monotonic() - started
-    assert 1.5 <= elapsed <= 8, elapsed
-    assert _events(body)[-1][1] == "bye"
-    time.sleep(max(0.0, 3.2 - elapsed))
-    assert client.get("/desk/stream").status_code == 401
-    assert [e.detail for e in audit_events(app, "signin.expired")] == [{"why": "idle"}]

@@ -126,9 +126,11 @@
     });
   }
   if (soundOff) { soundOff.addEventListener("click", function () { startAudio(); }); }
+  // On a staff page any use of the page turns the sound on (the browser allows it from
+  // then); a board asks for it first, explicitly, so nobody leaves it silent.
   ["mousedown", "keydown", "touchstart"].forEach(function (name) {
     document.addEventListener(name, function () {
-      if (audio && audio.state !== "running") { audio.resume().then(soundUi, soundUi); }
+      if (mode !== "board" || audio) { startAudio(); }
     }, { passive: true });
   });
 
@@ -168,7 +170,9 @@
     li.setAttribute("data-state", a.state);
     if (a.escalated) { li.setAttribute("data-escalated", "true"); }
     var head = el("div", "alert-head");
-    head.appendChild(el("span", "alert-level", T["level_" + a.level]));
+    // What to do while nobody is on it; once answered, only the level.
+    head.appendChild(el("span", "alert-level",
+      a.state === "open" ? T["level_" + a.level] : T["section_" + a.level]));
     head.appendChild(el("span", "alert-state badge state-" + a.state, T["state_" + a.state]));
     if (a.escalated) {
       head.appendChild(el("span", "alert-escalated",
@@ -347,12 +351,12 @@
     lastMessage = Date.now();
     if (event && event.lastEventId) { lastEventId = event.lastEventId; }
     if (lost) { setLost(false); }
+    var clock = null;
+    try { clock = event && event.data ? JSON.parse(event.data).clock : null; } catch (e) { /* */ }
     var checked = document.getElementById("live-checked");
-    if (checked) {
-      var d = new Date();
-      checked.textContent = fmt("live_checked", {
-        time: ("0" + d.getHours()).slice(-2) + ":" + ("0" + d.getMinutes()).slice(-2) +
-              ":" + ("0" + d.getSeconds()).slice(-2) });
+    if (checked && clock) {
+      // The server's time in the clinic's zone: the last moment this screen was known live.
+      checked.textContent = fmt("live_checked", { time: clock });
     }
   }
 

@@ -235,8 +235,9 @@
 
   /* --- the closing message returns to the start screen ------------------------------------ */
 
+  // (Not after an emergency: that message stays until staff clear it with the PIN.)
   var done = document.getElementById("done");
-  if (done) {
+  if (done && done.hasAttribute("data-seconds")) {
     var after = parseFloat(done.getAttribute("data-seconds")) * 1000;
     setTimeout(function () { window.location.replace(done.getAttribute("data-start-url")); }, after);
   }

@@ -51,7 +51,8 @@ def upgrade() -> None:
         sa.Column("done_via", sa.String(length=60), nullable=True),
         sa.ForeignKeyConstraint(["intake_id"], ["intakes.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("intake_id", "revision", name="uq_alerts_intake_revision"),
+        sa.UniqueConstraint("intake_id", "revision", "level",
+                            name="uq_alerts_intake_revision"),
     )
     with op.batch_alter_table("alerts", schema=None) as batch_op:
         batch_op.create_index("ix_alerts_intake_id", ["intake_id"], unique=False)

@@ -1,0 +1,484 @@
+"""The live process (``intake live``) as a real subprocess, and a small server-sent
+events client that reads its streams the way a browser's EventSource does.
+
+Plain module (``conftest.py`` puts this folder on ``sys.path``). The tests make the web
+app with :func:`build_app` on the same data folder and database as the live process, so
+both seal the audit trail with one key and see the same rows; cookies come from a Flask
+test client that enrolled a board or signed in against that app.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+
+from intake import pipeline, state
+from intake.clinical import parse_simple_answers
+from intake.devices import services as devices
+from intake.serve import free_port
+from intake.storage.models import Alert, AuditEvent, Intake, TriageResult, utcnow
+from support import REPO, add_device, case, enroll_client, wait_for
+
+DEVICE_COOKIE = "intake_device"
+SESSION_COOKIE = "intake_session"
+
+# --- the web app --------------------------------------------------------------------
+
+
+def build_app(data_dir: Path, database_url: str, redis_url: str | None = None,
+              **extra: Any) -> Any:
+    """The Flask app as ``make_app`` builds it, for fixtures wider than one test."""
+    from intake import create_app
+    from intake.storage.migrate import upgrade
+
+    upgrade(database_url)
+    config: dict[str, Any] = {"data_dir": str(data_dir), "database_url": database_url,
+                              "redis_url": redis_url, "broker_timeout": "1", **extra}
+    app = create_app(config)
+    app.testing = True
+    return app
+
+
+# --- the live process ---------------------------------------------------------------
+
+
+@dataclass
+class LiveProcess:
+    """One ``python -m intake.cli live`` process (its own session: the whole group is
+    signalled at the end)."""
+
+    base: str
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    ready_wall: float = 0.0  # time.time() once /live/healthz answered 200
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.base).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        return urlsplit(self.base).port or 80
+
+    def get(self, path: str, headers: Mapping[str, str] | None = None,
+            timeout: float = 10) -> tuple[int, dict[str, str], bytes]:
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        try:
+            conn.request("GET", path, headers=dict(headers or {}))
+            resp = conn.getresponse()
+            return resp.status, dict(resp.getheaders()), resp.read()
+        finally:
+            conn.close()
+
+    def health(self) -> dict[str, Any]:
+        status, _, body = self.get("/live/healthz")
+        assert status == 200, (status, body)
+        data: dict[str, Any] = json.loads(body)
+        return data
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self) -> None:
+        def ready() -> bool:
+            if self.proc.poll() is not None:
+                raise AssertionError("the live process exited:\n" + self.log())
+            try:
+                return self.get("/live/healthz", timeout=2)[0] == 200
+            except OSError:
+                return False
+
+        try:
+            wait_for(ready, timeout=30, interval=0.05, message="the live process to serve")
+        except BaseException:
+            self.stop()
+            raise
+        self.ready_wall = time.time()
+
+    def stop(self) -> None:
+        if self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+
+def start_live(log_dir: Path, *, data_dir: Path, database_url: str,
+               redis_url: str | None = None, upstream: str | None = None,
+               wait: bool = True, **settings: str) -> LiveProcess:
+    """Start the live process on a free port with these settings (``INTAKE_`` + upper
+    case); returns once ``/live/healthz`` answers 200 (unless ``wait`` is False: then
+    call :meth:`LiveProcess.wait_ready`)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INTAKE_")}
+    env.update({"INTAKE_DATA_DIR": str(data_dir), "INTAKE_DATABASE_URL": database_url,
+                "INTAKE_LIVE_HEARTBEAT_SECONDS": "1", "INTAKE_LOG_LEVEL": "info",
+                "PYTHONUNBUFFERED": "1"})
+    if redis_url:
+        env["INTAKE_REDIS_URL"] = redis_url
+    env.update({"INTAKE_" + k.upper(): v for k, v in settings.items()})
+    port = free_port()
+    argv = [sys.executable, "-m", "intake.cli", "live", "--port", str(port)]
+    if upstream:
+        argv += ["--upstream", upstream]
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"live-{port}.log"
+    with log_path.open("ab") as log:  # the child keeps its own descriptor
+        proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                cwd=REPO, start_new_session=True)
+    live = LiveProcess(f"http://127.0.0.1:{port}", proc, log_path)
+    if wait:
+        live.wait_ready()
+    return live
+
+
+# --- a server-sent events client ----------------------------------------------------
+
+
+@dataclass
+class Event:
+    """One event as EventSource delivers it (``data`` parsed as JSON when it is)."""
+
+    name: str
+    data: Any
+    id: str | None
+    retry: str | None
+    at: float  # time.monotonic() of its arrival
+
+
+_END = object()
+
+
+class EventStream:
+    """A GET to a stream, read by a thread line by line (``http.client`` undoes the
+    chunked encoding without waiting for more than one chunk); events go to a queue so
+    a test waits for them with a deadline. ``raw`` keeps every byte received."""
+
+    def __init__(self, base: str, path: str, *, cookies: Mapping[str, str] | None = None,
+                 headers: Mapping[str, str] | None = None, timeout: float = 30) -> None:
+        parts = urlsplit(base)
+        self.opened = time.monotonic()
+        self.conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1",
+                                               parts.port or 80, timeout=timeout)
+        sent = {"Accept": "text/event-stream", **dict(headers or {})}
+        if cookies:
+            sent["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
+        self.conn.request("GET", path, headers=sent)
+        self.sock = self.conn.sock
+        self.resp = self.conn.getresponse()
+        self.status = self.resp.status
+        self.headers = {k.lower(): v for k, v in self.resp.getheaders()}
+        self.raw = bytearray()
+        self.events: list[Event] = []  # everything taken from the queue so far
+        self.ended_at: float | None = None
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._ended = False
+        self._reader: threading.Thread | None = None
+        if self.status == 200:
+            self.body = b""
+            self._reader = threading.Thread(target=self._read, daemon=True)
+            self._reader.start()
+        else:
+            self.body = self.resp.read()
+            self.close()
+
+    def _read(self) -> None:
+        fields: dict[str, str] = {}
+        data: list[str] = []
+        try:
+            while True:
+                line = self.resp.readline()
+                if not line:
+                    break
+                self.raw += line
+                text = line.decode("utf-8").rstrip("\r\n")
+                if text == "":
+                    if data or fields:
+                        self._dispatch(fields, data)
+                    fields, data = {}, []
+                    continue
+                if text.startswith(":"):
+                    continue
+                key, _, value = text.partition(":")
+                value = value[1:] if value.startswith(" ") else value
+                if key == "data":
+                    data.append(value)
+                else:
+                    fields[key] = value
+        except Exception:  # noqa: S110 - closed by the test, or the server went away
+            pass
+        finally:
+            self.ended_at = time.monotonic()
+            self._queue.put(_END)
+            with _quiet():
+                self.resp.close()
+
+    def _dispatch(self, fields: dict[str, str], data: list[str]) -> None:
+        payload: Any = "\n".join(data) if data else None
+        if payload is not None:
+            try:
+                payload = json.loads(payload)
+            except ValueError:
+                pass
+        self._queue.put(Event(fields.get("event", "message" if data else ""), payload,
+                              fields.get("id"), fields.get("retry"), time.monotonic()))
+
+    @property
+    def text(self) -> str:
+        """Everything received so far, as text."""
+        return bytes(self.raw).decode("utf-8", errors="replace")
+
+    def next(self, timeout: float = 5) -> Event | None:
+        """The next event, or None once the stream has ended."""
+        if self._ended:
+            return None
+        try:
+            item = self._queue.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no event within {timeout}s; received so far:\n"
+                                 + self.text[-2000:]) from None
+        if item is _END:
+            self._ended = True
+            return None
+        self.events.append(item)
+        assert isinstance(item, Event)
+        return item
+
+    def drain(self) -> None:
+        """Forget what has arrived but not been taken (a long-open stream's backlog), so
+        the next event waited for is a new one."""
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if item is _END:
+                self._ended = True
+                return
+            self.events.append(item)
+
+    def until(self, name: str, timeout: float = 5,
+              where: Callable[[Event], Any] = lambda e: True) -> Event:
+        """The next event called ``name`` that satisfies ``where`` (others are skipped)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no {name} event within {timeout}s; received:\n"
+                                     + self.text[-3000:])
+            found = self.next(left)
+            if found is None:
+                raise AssertionError(f"the stream ended before a {name} event:\n"
+                                     + self.text[-3000:])
+            if found.name == name and where(found):
+                return found
+
+    def rest(self, timeout: float = 5) -> list[Event]:
+        """Every event until the stream ends (fails if it does not end in time)."""
+        out: list[Event] = []
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"the stream did not end within {timeout}s:\n"
+                                     + self.text[-2000:])
+            found = self.next(left)
+            if found is None:
+                return out
+            out.append(found)
+
+    @property
+    def ended(self) -> bool:
+        return self.ended_at is not None
+
+    def close(self) -> None:
+        """Hang up (the reader thread sees the end and closes the response)."""
+        with _quiet():
+            if self.sock is not None:
+                self.sock.shutdown(socket.SHUT_RDWR)
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+        else:
+            with _quiet():
+                self.resp.close()
+        with _quiet():
+            self.conn.close()
+
+    def __enter__(self) -> EventStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    try:
+        yield
+    except Exception:  # noqa: S110 - hanging up twice, or a connection already gone
+        pass
+
+
+# --- what the streams carry ---------------------------------------------------------
+
+
+def alerts_of(event: Event) -> dict[int, dict[str, Any]]:
+    """The alerts of a ``state`` event, by id."""
+    assert event.name == "state", event
+    return {a["id"]: a for a in event.data["alerts"]}
+
+
+def state_with(stream: EventStream, alert_id: int, timeout: float = 2,
+               check: Callable[[dict[str, Any]], Any] = lambda a: True) -> dict[str, Any]:
+    """Wait for a ``state`` whose alert ``alert_id`` passes ``check``; that alert."""
+    event = stream.until("state", timeout,
+                         lambda e: alert_id in alerts_of(e) and check(alerts_of(e)[alert_id]))
+    return alerts_of(event)[alert_id]
+
+
+# --- cookies of a board and of a staff sign-in ----------------------------------------
+
+
+@dataclass
+class Board:
+    """An enrolled board: its name, device id, cookie and the Flask client that holds it
+    (for answering alerts as the board)."""
+
+    name: str
+    id: int
+    cookie: str
+    client: Any
+
+    @property
+    def cookies(self) -> dict[str, str]:
+        return {DEVICE_COOKIE: self.cookie}
+
+
+_boards = 0
+
+
+def enroll_board(app: Any, name: str | None = None) -> Board:
+    global _boards
+    _boards += 1
+    name = name or f"受付-{_boards}-{os.urandom(3).hex()}"
+    client = enroll_client(app, app.test_client(), "board", name)
+    cookie = client.get_cookie(DEVICE_COOKIE)
+    assert cookie is not None
+    with state(app).sessions() as s:
+        device = devices.find(s, name)
+        assert device is not None
+        return Board(name, device.id, cookie.value, client)
+
+
+def enroll_tablet(app: Any, name: str) -> int:
+    """A tablet device (named on the alerts of the intakes answered on it); its id."""
+    add_device(app, "tablet", name)
+    with state(app).sessions() as s:
+        device = devices.find(s, name)
+        assert device is not None
+        return device.id
+
+
+def session_cookies(client: Any) -> dict[str, str]:
+    cookie = client.get_cookie(SESSION_COOKIE)
+    assert cookie is not None, "the client is not signed in"
+    return {SESSION_COOKIE: cookie.value}
+
+
+# --- intakes, alerts and the audit trail ------------------------------------------------
+
+
+def submit(app: Any, answers: Mapping[str, Any], *, record_number: str | None = None,
+           demographics: Mapping[str, Any] | None = None, device_id: int | None = None,
+           triage: bool = True, at: datetime | None = None) -> str:
+    """An intake as the tablet stores it, triaged (raising its alert) unless told not to.
+    Inside the app's context, so the audit trail is sealed with the app's key."""
+    sessions = state(app).sessions
+    when = at or utcnow()
+    with app.app_context():
+        with sessions.begin() as s:
+            intake_id = str(pipeline.submit_intake(
+                s, answers=parse_simple_answers(dict(answers)), source="kiosk",
+                record_number=record_number, demographics=demographics,
+                device_id=device_id, actor="kiosk", clock=lambda: when).intake.id)
+        if triage:
+            run_triage(app, intake_id, at=when)
+    return intake_id
+
+
+def run_triage(app: Any, intake_id: str, at: datetime | None = None) -> str:
+    when = at or utcnow()
+    with app.app_context(), state(app).sessions.begin() as s:
+        outcome = pipeline.run_triage(s, intake_id, clock=lambda: when)
+    assert outcome.status == "triaged", outcome
+    return outcome.urgency or ""
+
+
+def emergency(app: Any, **kwargs: Any) -> str:
+    """pub-03: calf swelling with sudden breathlessness (PE_SUSPECT, DVT_SUSPECT)."""
+    return submit(app, case("pub-03")["answers"], **kwargs)
+
+
+def same_day(app: Any, **kwargs: Any) -> str:
+    """pub-02: long flight, one calf swollen and tender (DVT_SUSPECT, same day)."""
+    return submit(app, case("pub-02")["answers"], **kwargs)
+
+
+def alert_of(app: Any, intake_id: str) -> Alert:
+    with state(app).sessions() as s:
+        return s.execute(select(Alert).where(Alert.intake_id == intake_id)).scalar_one()
+
+
+def intake_row(app: Any, intake_id: str) -> Intake:
+    with state(app).sessions() as s:
+        row = s.get(Intake, intake_id)
+        assert row is not None
+        return row
+
+
+def triage_result(app: Any, intake_id: str) -> dict[str, Any]:
+    with state(app).sessions() as s:
+        result: dict[str, Any] = s.execute(
+            select(TriageResult.result).where(TriageResult.intake_id == intake_id)
+            .order_by(TriageResult.revision.desc())).scalars().first()
+        return result
+
+
+def audit_rows(app: Any, action: str, entity_id: str | None = None) -> list[AuditEvent]:
+    with state(app).sessions() as s:
+        query = select(AuditEvent).where(AuditEvent.action == action)
+        if entity_id is not None:
+            query = query.where(AuditEvent.entity_id == entity_id)
+        return list(s.execute(query.order_by(AuditEvent.id)).scalars())
+
+
+@dataclass
+class Pinger:
+    """Waits for pings: a bounded, event-driven pause (the live process has run at
+    least this many heartbeats, hence hub reads, since)."""
+
+    stream: EventStream
+    seen: list[float] = field(default_factory=list)
+
+    def wait(self, count: int = 2, timeout: float = 5) -> None:
+        for _ in range(count):
+            self.seen.append(self.stream.until("ping", timeout).at)
