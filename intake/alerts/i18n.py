@@ -26,6 +26,10 @@ CATALOG: dict[str, tuple[str, str]] = {
                 "ください。",
                 "This device's registration was revoked: no alerts are shown. Contact an "
                 "administrator."),
+    "boards_off": ("受付ボードが1台もつながっていません。緊急アラートはサインイン中の画面にしか"
+                   "届きません。受付のボードを確認してください。",
+                   "No front-desk board is connected: emergency alerts reach only signed-in "
+                   "screens. Check the board at reception."),
     "no_alerts": ("現在、対応が必要な患者さんはいません。", "No patient needs the desk now."),
     "more_alerts": ("ほかに {n} 件あります(ワークリストで確認できます)。",
                     "{n} more (see the worklist)."),

@@ -230,6 +230,22 @@ def active_ids(session: Session, ids: list[int]) -> set[int]:
                                 Device.revoked_at.is_(None))).scalars())
 
 
+# A board counts as connected when a live process noted it this recently (they note
+# their boards every minute).
+BOARD_LIVE_WINDOW = timedelta(seconds=150)
+
+
+def boards_connected(session: Session, now: datetime) -> tuple[int, int]:
+    """(enrolled boards, boards connected now): staff screens warn when boards are
+    enrolled but none is connected, since alerts then reach only signed-in screens."""
+    rows = session.execute(
+        select(Device.last_seen_at).where(Device.kind == DeviceKind.BOARD,
+                                          Device.token_hash.is_not(None),
+                                          Device.revoked_at.is_(None))).scalars().all()
+    live = sum(1 for seen in rows if seen is not None and now - seen <= BOARD_LIVE_WINDOW)
+    return len(rows), live
+
+
 def mark_seen(session: Session, ids: list[int], now: datetime) -> None:
     """Note that these devices are connected now (boards with an open live stream)."""
     if ids:

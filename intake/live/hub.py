@@ -109,6 +109,7 @@ class Snapshot:
     more: int
     changes: list[tuple[str, str]]
     now: datetime
+    boards: tuple[int, int]  # enrolled, connected
 
 
 class Hub:
@@ -242,17 +243,21 @@ class Hub:
 
     # --- streams ----------------------------------------------------------------------
 
-    def add(self, stream: Stream, *, per_principal: int) -> None:
-        """Register a stream; the oldest of the same principal over the cap is closed
-        (a board that reloads must get in; its old connection may be half dead)."""
+    def add(self, stream: Stream, *, per_principal: int,
+            first: Callable[[], str] | None = None) -> None:
+        """Register a stream and give it ``first()`` (if any) and then the alerts; the
+        oldest of the same principal over the cap is closed (a board that reloads must
+        get in; its old connection may be half dead)."""
         same = sorted((s for s in self.streams if s.principal == stream.principal),
                       key=lambda s: s.opened)
         for old in same[:max(0, len(same) - per_principal + 1)]:
             old.close("replaced")
             self.streams.discard(old)
         self.streams.add(stream)
+        if first is not None:
+            stream.send(first())
         stream.send(self.board_state if stream.audience == "board" else self.staff_state)
-        if stream.audience == "board" and self._state_key is not None:
+        if self._state_key is not None:
             self._note_displayed_soon(stream)
 
     def remove(self, stream: Stream) -> None:
@@ -293,6 +298,7 @@ class Hub:
         with self.reads() as session:
             views, more = alerts.board_alerts(session, now)
             found, cursor = changes.changes_after(session, self.cursor, self.seen)
+            boards = devices.boards_connected(session, now)
         self.cursor = cursor
         after = self.settings.alert_escalate_seconds
         due = [v for v in views if v.level == AlertLevel.EMERGENCY
@@ -306,13 +312,13 @@ class Hub:
                             len(escalated), int(after))
                 with self.reads() as session:
                     views, more = alerts.board_alerts(session, now)
-        return Snapshot(views, more, found, now)
+        return Snapshot(views, more, found, now, boards)
 
     async def tick(self) -> None:
         snap = await asyncio.to_thread(self._read)
         self.ticks += 1
         self.last_tick = time.monotonic()
-        key = (tuple(snap.views), snap.more)
+        key = (tuple(snap.views), snap.more, snap.boards)
         if key != self._state_key:
             self._state_key = key
             self.board_state = sse("state", self._state_data(snap, staff=False))
@@ -333,7 +339,10 @@ class Hub:
                     stream.send(text)
 
     def _state_data(self, snap: Snapshot, *, staff: bool) -> dict[str, Any]:
-        return {"alerts": [self._alert(v, snap.now, staff=staff) for v in snap.views],
+        extra = {"boards": {"enrolled": snap.boards[0], "connected": snap.boards[1]}} \
+            if staff else {}
+        return {**extra,
+                "alerts": [self._alert(v, snap.now, staff=staff) for v in snap.views],
                 "more": snap.more, "t": snap.now.isoformat(timespec="seconds"),
                 "clock": snap.now.astimezone(self.tz).strftime("%H:%M:%S"),
                 "escalate_after": self.settings.alert_escalate_seconds}

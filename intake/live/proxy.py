@@ -113,14 +113,23 @@ class Upstream:
             await response.prepare(request)
             await response.write_eof()
             return response
-        first = await upstream.content.read(BUFFERED)
+        # Read up to BUFFERED bytes whatever pieces they come in (read(n) returns what
+        # has arrived), so a slow client of an ordinary page never holds the web app.
+        first = bytearray()
+        while len(first) < BUFFERED and not upstream.content.at_eof():
+            piece = await upstream.content.read(BUFFERED - len(first))
+            if not piece:
+                break
+            first += piece
         if upstream.content.at_eof():
-            return web.Response(status=upstream.status, reason=upstream.reason, body=first,
-                                headers=headers)
+            return web.Response(status=upstream.status, reason=upstream.reason,
+                                body=bytes(first), headers=headers)
         response = web.StreamResponse(status=upstream.status, reason=upstream.reason,
                                       headers=headers)
+        if upstream.content_length is not None:
+            response.content_length = upstream.content_length
         await response.prepare(request)
-        await response.write(first)
+        await response.write(bytes(first))
         async for chunk in upstream.content.iter_chunked(65536):
             await response.write(chunk)
         await response.write_eof()

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -57,20 +58,25 @@ def _client_address(request: web.Request, hops: int) -> str:
     return (request.remote or "unknown")[:100]
 
 
-async def _open(request: web.Request, stream: Stream, first: str | None = None
-                ) -> web.StreamResponse:
+async def _open(request: web.Request, stream: Stream,
+                first: Callable[[], str] | None = None) -> web.StreamResponse:
+    """Serve one stream until it ends. ``first`` makes the event that goes before the
+    alerts (a staff page: what it missed), made only once the stream is registered, so
+    no change read meanwhile falls between it and the stream."""
     hub = request.app[HUB]
     settings = request.app[SETTINGS]
-    if len(hub.streams) >= settings.live_max_streams:
+    held = sum(1 for s in hub.streams if s.principal == stream.principal)
+    # At the cap a new stream is refused, unless it replaces one of its own (a board
+    # that reloads gets in: its old connection may be half dead).
+    if len(hub.streams) >= settings.live_max_streams \
+            and held < settings.live_streams_per_client:
         return web.Response(status=503, headers={"Retry-After": "5"},
                             text="too many open streams")
     response = web.StreamResponse(headers=STREAM_HEADERS)
     await response.prepare(request)
     # A browser reconnects two seconds after a dropped stream.
     await response.write(b"retry: 2000\n\n")
-    hub.add(stream, per_principal=settings.live_streams_per_client)
-    if first is not None:
-        stream.send(first)
+    hub.add(stream, per_principal=settings.live_streams_per_client, first=first)
     try:
         while True:
             text = await stream.queue.get()
@@ -79,7 +85,7 @@ async def _open(request: web.Request, stream: Stream, first: str | None = None
             # A client that stops reading fills its socket; it is dropped, not waited on.
             async with asyncio.timeout(max(5.0, settings.live_heartbeat_seconds * 3)):
                 await response.write(text.encode())
-    except (ConnectionResetError, TimeoutError, asyncio.CancelledError):
+    except (ConnectionResetError, TimeoutError):
         pass
     finally:
         hub.remove(stream)
@@ -115,9 +121,8 @@ async def staff_stream(request: web.Request) -> web.StreamResponse:
         since: float | None = float(request.query.get("since", ""))
     except ValueError:
         since = None
-    first = hub.changes_since(request.headers.get("Last-Event-ID")
-                              or request.query.get("last"), since)
-    return await _open(request, stream, first)
+    last = request.headers.get("Last-Event-ID") or request.query.get("last")
+    return await _open(request, stream, lambda: hub.changes_since(last, since))
 
 
 def _load_session(hub: Hub, token: str | None) -> users.Active | None:
@@ -181,7 +186,7 @@ def run(settings: Settings, *, host: str, port: int, upstream: str | None = None
         # request line and headers (aiohttp closes it if no request has arrived).
         runner = web.AppRunner(app, access_log=None, handler_cancellation=True,
                                keepalive_timeout=settings.live_request_timeout,
-                               shutdown_timeout=5)
+                               lingering_time=1.0, shutdown_timeout=5)
         await runner.setup()
         site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
         await site.start()

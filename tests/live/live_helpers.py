@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from sqlalchemy import select
 from intake import pipeline, state
 from intake.clinical import parse_simple_answers
 from intake.devices import services as devices
+from intake.live.notify import publish
 from intake.serve import free_port
 from intake.storage.models import Alert, AuditEvent, Intake, TriageResult, utcnow
 from support import REPO, add_device, case, enroll_client, wait_for
@@ -411,7 +412,9 @@ def submit(app: Any, answers: Mapping[str, Any], *, record_number: str | None = 
            demographics: Mapping[str, Any] | None = None, device_id: int | None = None,
            triage: bool = True, at: datetime | None = None) -> str:
     """An intake as the tablet stores it, triaged (raising its alert) unless told not to.
-    Inside the app's context, so the audit trail is sealed with the app's key."""
+    Inside the app's context, so the audit trail is sealed with the app's key. With the
+    app's Redis, a notice follows each commit, as the worker sends after its steps (live
+    processes that listen read at once; the others within their second)."""
     sessions = state(app).sessions
     when = at or utcnow()
     with app.app_context():
@@ -420,6 +423,7 @@ def submit(app: Any, answers: Mapping[str, Any], *, record_number: str | None = 
                 s, answers=parse_simple_answers(dict(answers)), source="kiosk",
                 record_number=record_number, demographics=demographics,
                 device_id=device_id, actor="kiosk", clock=lambda: when).intake.id)
+        publish(state(app).settings.redis_url, "change", intake=intake_id)
         if triage:
             run_triage(app, intake_id, at=when)
     return intake_id
@@ -430,6 +434,8 @@ def run_triage(app: Any, intake_id: str, at: datetime | None = None) -> str:
     with app.app_context(), state(app).sessions.begin() as s:
         outcome = pipeline.run_triage(s, intake_id, clock=lambda: when)
     assert outcome.status == "triaged", outcome
+    publish(state(app).settings.redis_url, "alert" if outcome.urgency in
+            ("emergency", "same_day") else "change", intake=intake_id)
     return outcome.urgency or ""
 
 
@@ -469,16 +475,3 @@ def audit_rows(app: Any, action: str, entity_id: str | None = None) -> list[Audi
         if entity_id is not None:
             query = query.where(AuditEvent.entity_id == entity_id)
         return list(s.execute(query.order_by(AuditEvent.id)).scalars())
-
-
-@dataclass
-class Pinger:
-    """Waits for pings: a bounded, event-driven pause (the live process has run at
-    least this many heartbeats, hence hub reads, since)."""
-
-    stream: EventStream
-    seen: list[float] = field(default_factory=list)
-
-    def wait(self, count: int = 2, timeout: float = 5) -> None:
-        for _ in range(count):
-            self.seen.append(self.stream.until("ping", timeout).at)

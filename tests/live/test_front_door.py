@@ -302,6 +302,21 @@ def test_a_client_that_stalls_is_cut_off_while_others_are_served(door: Door) -> 
         if sent:
             sockets[name].sendall(sent)
     opened = time.monotonic()
+    # And one that sends its headers a byte every 0.2 s (never idle, never done).
+    dripping = _connect(door.live)
+    dripping.sendall(b"GET /kiosk/static/kiosk.css HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+    stop = threading.Event()
+
+    def drip() -> None:
+        try:
+            while not stop.wait(0.2):
+                dripping.sendall(b"z")
+        except OSError:
+            pass
+
+    dripper = threading.Thread(target=drip, daemon=True)
+    dripper.start()
+    sockets["a header a byte at a time"] = dripping
     try:
         # Meanwhile everyone else is served at once.
         for _ in range(3):
@@ -310,10 +325,12 @@ def test_a_client_that_stalls_is_cut_off_while_others_are_served(door: Door) -> 
             assert fetch(door.live.base, "GET", "/live/healthz").status == 200
             assert time.monotonic() - started < 0.5
         for name, sock in sockets.items():
-            waited, answer = _closed_within(sock, TIMEOUT + 3 - (time.monotonic() - opened))
+            _, answer = _closed_within(sock, TIMEOUT + 3 - (time.monotonic() - opened))
             assert time.monotonic() - opened <= TIMEOUT + 1.5, name
             assert b"200 OK" not in answer, name
     finally:
+        stop.set()
+        dripper.join(timeout=5)
         for sock in sockets.values():
             sock.close()
 

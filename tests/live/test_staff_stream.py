@@ -21,12 +21,14 @@ from live_helpers import (
     LiveProcess,
     alert_of,
     alerts_of,
+    audit_rows,
     emergency,
     enroll_board,
     intake_row,
     run_triage,
     same_day,
     session_cookies,
+    state_with,
     submit,
 )
 
@@ -34,7 +36,8 @@ from intake import pipeline, state
 from intake.delivery.folder import FolderAdapter
 from intake.delivery.service import build_bundle
 from intake.live.hub import SINCE_SLACK
-from support import case
+from intake.live.notify import publish
+from support import case, wait_for
 
 pytestmark = [
     pytest.mark.integration,
@@ -97,12 +100,15 @@ def changed_for(stream: EventStream, intake_id: str, kind: str, timeout: float =
                         and kind in e.data.get("kinds", []))
 
 
-def seen(stream: EventStream, *intake_ids: str, timeout: float = 3) -> None:
-    """Wait until the stream has named every one of these intakes in ``changed``."""
+def seen(stream: EventStream, *intake_ids: str, kind: str = "intake",
+         timeout: float = 3) -> None:
+    """Wait until the stream has named each of these intakes in a ``changed`` of this
+    kind (then the hub has read that change, and the alerts read with it)."""
     missing = set(intake_ids)
     deadline = time.monotonic() + timeout
     while missing:
-        event = stream.until("changed", max(0.01, deadline - time.monotonic()))
+        event = stream.until("changed", max(0.01, deadline - time.monotonic()),
+                             lambda e: kind in e.data.get("kinds", []))
         missing -= set(event.data["intakes"])
 
 
@@ -134,7 +140,7 @@ def test_each_staff_role_gets_what_changed_and_the_alerts(desk: Desk, role: str)
     app = desk.app
     intake_id = emergency(app, record_number=f"MRN-{role}")
     alert = alert_of(app, intake_id)
-    seen(desk.watcher, intake_id)  # the hub has read it
+    seen(desk.watcher, intake_id, kind="result")  # the hub has read it
     client = signed_in_client(app, role, f"{role.replace('_', '-')}-roles")
     with open_staff(desk.live, client) as stream:
         assert stream.next(timeout=1).retry == "2000"
@@ -165,6 +171,7 @@ def test_each_kind_of_change_names_its_intake(desk: Desk) -> None:
             adapter=FolderAdapter(st.settings.outbox_dir), build_bundle=build_bundle,
             backoff=pipeline.default_backoff(st.settings.retry_backoff_cap))
     assert step.status == "delivered", step
+    publish(st.settings.redis_url, "change", intake=made)  # as the worker does
     delivery = changed_for(stream, made, "delivery")
     doctor = signed_in_client(app, "practitioner", "dr-acts")
     page = doctor.get(f"/review/{made}").get_data(as_text=True)
@@ -192,8 +199,9 @@ def test_a_reconnecting_page_gets_exactly_what_it_missed(desk: Desk) -> None:
     assert last is not None
     # Offline: a new intake, and another's triage result.
     offline = submit(app, ROUTINE, record_number="MRN-MISSED", triage=False)
+    seen(desk.watcher, offline)
     run_triage(app, during)
-    seen(desk.watcher, offline, during)
+    seen(desk.watcher, during, kind="result")
     # The browser's reconnection sends the last id it saw; a page can pass it as ?last=.
     for kwargs in ({"headers": {"Last-Event-ID": last}}, {"query": f"?last={last}"}):
         with open_staff(desk.live, client, **kwargs) as again:
@@ -256,6 +264,33 @@ def test_signing_out_ends_the_stream_at_once(desk: Desk) -> None:
         stream.close()
         other.close()
     assert EventStream(desk.live.base, "/live/staff", cookies=cookies).status == 401
+
+
+def shown_to(app: Any, viewer: str, alert_id: int) -> int:
+    return sum(1 for e in audit_rows(app, "alert.displayed", str(alert_id))
+               if e.actor == viewer)
+
+
+def test_each_staff_viewer_of_an_alert_is_audited_once(desk: Desk) -> None:
+    """The desk shows the alerts (patients' names) as a board does: who saw which is
+    audited once per viewer and alert, from the moment the stream shows it."""
+    app = desk.app
+    intake_id = emergency(app, record_number="MRN-SEEN")
+    first = alert_of(app, intake_id).id
+    seen(desk.watcher, intake_id, kind="result")
+    client = signed_in_client(app, "front_desk", "desk-sees")
+    with open_staff(desk.live, client) as stream:
+        assert first in alerts_of(stream.until("state", 1))
+        wait_for(lambda: shown_to(app, "desk-sees", first) == 1, timeout=3,
+                 message="alert.displayed for the desk")
+    with open_staff(desk.live, client) as stream:  # the page reloads
+        second = alert_of(app, emergency(app, record_number="MRN-SEEN-2")).id
+        state_with(stream, second, 2)
+        wait_for(lambda: shown_to(app, "desk-sees", second) == 1, timeout=3,
+                 message="alert.displayed for the new alert")
+        stream.until("ping", 2)
+        stream.until("ping", 2)
+    assert (shown_to(app, "desk-sees", first), shown_to(app, "desk-sees", second)) == (1, 1)
 
 
 def test_same_day_alerts_are_listed_for_staff_too(desk: Desk) -> None:

@@ -240,6 +240,11 @@
       list.appendChild(group);
     });
     if (empty) { empty.hidden = alerts.length > 0; }
+    var boardsWarning = document.getElementById("boards-warning");
+    if (boardsWarning && data.boards) {
+      // Boards are enrolled but none is on: alerts reach only signed-in screens now.
+      boardsWarning.hidden = !(data.boards.enrolled > 0 && data.boards.connected === 0);
+    }
     if (more) {
       more.hidden = !data.more;
       more.textContent = data.more ? fmt("more_alerts", { n: String(data.more) }) : "";
