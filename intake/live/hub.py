@@ -14,7 +14,8 @@ thread, so the event loop never waits on the database):
 The cost per second is a few indexed queries however many screens are open; a stream
 costs a queue and a coroutine. A stream that cannot keep up (its queue is full) is
 closed, and its page reconnects to a fresh list. Every ``heartbeat`` seconds each stream
-gets a ``ping``, so a page can tell a dead connection from a quiet clinic.
+gets a ``ping``, so a page can tell a dead connection from a quiet clinic; while the hub
+cannot read the database there is none, so the screens say they are cut off then too.
 
 Streams end when what let them in ends: a revoked board (at once on the ``device``
 notice, else within :data:`REVALIDATE` seconds) or a staff sign-in that has timed out,
@@ -168,6 +169,7 @@ class Hub:
         self._wake.set()
 
     async def _run(self) -> None:
+        failing = False
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll)
@@ -175,12 +177,24 @@ class Hub:
             try:
                 await self.tick()
             except Exception as exc:  # the database is away: keep the streams, retry
-                log.warning("live: could not read the database (%s)", type(exc).__name__)
+                if not failing:  # once per outage, not once a second
+                    log.warning("live: cannot read the database (%s); screens keep what "
+                                "they show and their heartbeats", type(exc).__name__)
+                failing = True
                 await asyncio.sleep(self.poll)
+            else:
+                if failing:
+                    log.warning("live: the database answers again")
+                failing = False
 
     async def _heartbeats(self) -> None:
+        """A heartbeat says "alerts reach you": none while the hub cannot read the
+        database, so the screens say (and sound) that they are cut off."""
+        stale_after = max(5.0, 5 * self.poll)
         while True:
             await asyncio.sleep(self.settings.live_heartbeat_seconds)
+            if self.last_tick is None or time.monotonic() - self.last_tick > stale_after:
+                continue
             now = self.clock()
             ping = sse("ping", {"t": now.isoformat(timespec="seconds"),
                                 "clock": now.astimezone(self.tz).strftime("%H:%M:%S")})
@@ -326,6 +340,9 @@ class Hub:
             for stream in list(self.streams):
                 stream.send(self.board_state if stream.audience == "board"
                             else self.staff_state)
+            shown = {v.id for v in snap.views}
+            for viewer in list(self._displayed):  # forget alerts no screen shows any more
+                self._displayed[viewer] &= shown
             await self._note_displayed(snap.views)
         if snap.changes:
             self.seq += 1
