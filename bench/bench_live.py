@@ -1057,7 +1057,7 @@ def part_ramp(args: argparse.Namespace, settings: dict[str, str]) -> None:
           f"{STREAMS_PER_PRINCIPAL} streams each), from {args.client_procs} client "
           f"process(es)")
     print(f"  (open: streams the live process counted; live CPU: the live process, % of one "
-          f"core during the step's emergencies; all srv: every serve process; state B: one "
+          f"core during the step's emergencies; all srv: every serve process; state B: the largest "
           f"state event's payload; cli: the client process(es); ping gap: the longest gap "
           f"between pings on any stream, heartbeat {heartbeat:g} s)")
 

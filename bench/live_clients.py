@@ -118,7 +118,7 @@ class Clients:
         if event == "state":
             stream.states += 1
             self.last_state_at = time.monotonic()
-            self.state_bytes = len(data)
+            self.state_bytes = max(self.state_bytes, len(data))
             for record in self._records_of(data):
                 stream.seen.setdefault(record, now)
             stream.opened.set()
@@ -213,6 +213,7 @@ class Clients:
             s.pings, s.gaps = 0, []
         self.lags = []
         self.ended_reasons = {}
+        self.state_bytes = 0
         self.window_start = time.monotonic()
         self.cpu_start = time.process_time()
         return {}

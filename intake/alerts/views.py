@@ -24,7 +24,7 @@ from intake.alerts.i18n import CATALOG, labels
 from intake.auth.i18n import translator
 from intake.auth.web import error_page, load_principal, staff_lang
 from intake.devices.web import current_device
-from intake.kiosk.web import check_csrf, csrf_token, finish_response
+from intake.kiosk.web import csrf_token, protect
 from intake.live.notify import publish
 from intake.storage.models import DeviceKind, Role, utcnow
 
@@ -34,14 +34,7 @@ STAFF_ROLES = (Role.FRONT_DESK, Role.PRACTITIONER, Role.ADMIN)
 VIA = ("board", "desk", "review")
 
 
-@bp.before_request
-def _csrf() -> None:
-    check_csrf()
-
-
-@bp.after_request
-def _headers(response: BaseResponse) -> BaseResponse:
-    return finish_response(response)
+protect(bp)
 
 
 def _http_error(exc: HTTPException) -> Any:

@@ -25,7 +25,7 @@ from intake.auth.i18n import translator
 from intake.auth.web import Principal, error_page, staff_lang
 from intake.desk import bp, services
 from intake.kiosk import i18n
-from intake.kiosk.web import check_csrf, csrf_token, finish_response
+from intake.kiosk.web import csrf_token, protect
 from intake.storage.models import Role, utcnow
 
 log = logging.getLogger(__name__)
@@ -34,14 +34,7 @@ log = logging.getLogger(__name__)
 DESK_ROLES = (Role.FRONT_DESK, Role.PRACTITIONER, Role.ADMIN)
 
 
-@bp.before_request
-def _csrf() -> None:
-    check_csrf()  # the desk has no form of its own today; a new one is covered at once
-
-
-@bp.after_request
-def _headers(response: BaseResponse) -> BaseResponse:
-    return finish_response(response)
+protect(bp)
 
 
 @bp.errorhandler(HTTPException)

@@ -18,21 +18,14 @@ from intake.auth.web import error_page, staff_lang
 from intake.devices import services
 from intake.devices.i18n import CATALOG
 from intake.devices.web import set_device_cookie
-from intake.kiosk.web import check_csrf, csrf_token, finish_response
+from intake.kiosk.web import csrf_token, protect
 from intake.storage.models import DeviceKind, utcnow
 
 bp = Blueprint("devices", __name__)
 HOME = {DeviceKind.BOARD.value: "/board", DeviceKind.TABLET.value: "/kiosk"}
 
 
-@bp.before_request
-def _csrf() -> None:
-    check_csrf()
-
-
-@bp.after_request
-def _headers(response: BaseResponse) -> BaseResponse:
-    return finish_response(response)
+protect(bp)
 
 
 bp.register_error_handler(HTTPException, error_page)

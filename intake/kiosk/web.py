@@ -14,7 +14,7 @@ import hmac
 import secrets
 from typing import Any
 
-from flask import abort, current_app, g, request
+from flask import Blueprint, abort, current_app, g, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from werkzeug.wrappers import Response
 
@@ -104,6 +104,13 @@ def finish_response(response: Response) -> Response:
         # fall back to plain HTTP for this host.
         headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     return response
+
+
+def protect(bp: Blueprint) -> None:
+    """A browser blueprint's guards: CSRF on every state-changing request, and the
+    security headers (and CSRF cookie) on every response."""
+    bp.before_request(check_csrf)
+    bp.after_request(finish_response)
 
 
 def serializer(salt: str) -> URLSafeTimedSerializer:
