@@ -1082,20 +1082,25 @@ def raise_file_limit() -> int:
     return int(soft)
 
 
+# Sizes: (full run, --quick). An option given on the command line wins over both.
+SIZES: dict[str, tuple[Any, Any]] = {
+    "emergencies": (100, 3), "streams": (200, 20), "slow": (50, 5), "requests": (200, 20),
+    "ramp": ([200, 500, 1000, 2000, 4000, 8000], [20, 50]), "ramp_emergencies": (10, 2)}
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--emergencies", type=int, default=100,
+    parser.add_argument("--emergencies", type=int,
                         help="emergencies in part 1, and again in part 2 (default 100)")
-    parser.add_argument("--streams", type=int, default=200,
+    parser.add_argument("--streams", type=int,
                         help="idle streams in parts 2 and 3 (default 200; 0: none)")
-    parser.add_argument("--slow", type=int, default=50,
-                        help="slow clients in part 3 (default 50)")
-    parser.add_argument("--requests", type=int, default=200,
+    parser.add_argument("--slow", type=int, help="slow clients in part 3 (default 50)")
+    parser.add_argument("--requests", type=int,
                         help="requests of each kind per phase in part 3 (default 200)")
     parser.add_argument("--ramp", type=lambda s: [int(x) for x in s.split(",")],
-                        default=[200, 500, 1000, 2000, 4000, 8000],
-                        help="open streams at each step of part 4")
-    parser.add_argument("--ramp-emergencies", type=int, default=10,
+                        help="open streams at each step of part 4 "
+                             "(default 200,500,1000,2000,4000,8000)")
+    parser.add_argument("--ramp-emergencies", type=int,
                         help="emergencies per step of part 4 (default 10)")
     parser.add_argument("--client-procs", type=int, default=1,
                         help="processes holding the streams (default 1)")
@@ -1104,12 +1109,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--only", choices=("latency", "load", "ramp"),
                         help="latency: parts 1-2; load: part 3; ramp: part 4")
     parser.add_argument("--quick", action="store_true",
-                        help="everything tiny, for a smoke check")
+                        help="everything tiny, for a smoke check (3 emergencies, 20 "
+                             "streams, 5 slow clients, ramp 20,50, a 4 s request timeout)")
     parser.add_argument("--keep", action="store_true", help="keep the data folders")
     args = parser.parse_args(argv)
-    if args.quick:
-        args.emergencies, args.streams, args.slow, args.requests = 3, 20, 5, 20
-        args.ramp, args.ramp_emergencies = [20, 50], 2
+    for name, (full, quick) in SIZES.items():
+        if getattr(args, name) is None:
+            setattr(args, name, quick if args.quick else full)
     return args
 
 

@@ -130,7 +130,9 @@ def run(settings: Settings, host: str, port: int) -> int:
                        "--upstream", f"unix:{socket_path}"]),
         Child("web", [py, "-m", "gunicorn", "--bind", f"unix:{socket_path}", "--workers", "2",
                       "--worker-class", "gthread", "--threads", "4",
-                      "--graceful-timeout", "20", "--access-logfile", "-", "intake.wsgi:app"],
+                      "--graceful-timeout", "20", "--access-logfile", "-",
+                      # one per user by default: two `intake serve` would share it
+                      "--no-control-socket", "intake.wsgi:app"],
               env=web_env),
         Child("worker", [py, "-m", "celery", "-A", "workers", "worker", "--loglevel", "INFO",
                          "--concurrency", str(settings.worker_concurrency), "-Q", "intake",

@@ -124,7 +124,8 @@ def add_device(app: Any, kind: str, name: str | None = None) -> str:
     from intake.storage.models import utcnow
 
     name = name or f"{kind}-{_uuid.uuid4().hex[:8]}"
-    with state(app).sessions.begin() as s:
+    # In the app's context, so the audit events are sealed with the app's key.
+    with app.app_context(), state(app).sessions.begin() as s:
         return devices.add(s, name, kind, actor="test-admin", now=utcnow()).code
 
 
@@ -137,7 +138,7 @@ def enroll_device(app: Any, kind: str, name: str | None = None) -> str:
     from intake.storage.models import utcnow
 
     code = add_device(app, kind, name)
-    with state(app).sessions.begin() as s:
+    with app.app_context(), state(app).sessions.begin() as s:
         verdict = devices.enroll(s, code, address="127.0.0.1", now=utcnow())
     assert verdict.token is not None
     return verdict.token

@@ -273,10 +273,12 @@ def _delete_session(session: Session, key: str) -> bool:
 
 
 def load_session(session: Session, token: str | None, *, now: datetime, idle: timedelta,
-                 touch: bool) -> Active | None:
+                 touch: bool, end_expired: bool = True) -> Active | None:
     """The session of ``token`` if it is still valid, else None (and an ended one is
-    deleted). ``touch`` counts this request as activity (a page, a form); background
-    requests (the live stream, the idle check) do not, so an open page still times out."""
+    deleted, unless ``end_expired`` is False: a reader that must not write, such as the
+    live process, leaves that to the next page). ``touch`` counts this request as
+    activity (a page, a form); background requests (the live stream, the idle check) do
+    not, so an open page still times out."""
     if not token or len(token) > 100:
         return None
     row = session.get(UserSession, token_key(token))
@@ -287,7 +289,7 @@ def load_session(session: Session, token: str | None, *, now: datetime, idle: ti
            else "idle" if row.last_seen_at + idle <= now
            else "disabled" if not user.active else None)
     if why is not None:
-        if _delete_session(session, row.id):
+        if end_expired and _delete_session(session, row.id):
             audit.record(session, actor=user.name, action="signin.expired",
                          entity_type="user", entity_id=user.name, detail={"why": why})
         return None

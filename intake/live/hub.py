@@ -127,6 +127,7 @@ class Hub:
         self.revalidate_every = revalidate
         self.tz = ZoneInfo(settings.display_timezone)
         self.streams: set[Stream] = set()
+        self._by_principal: dict[str, list[Stream]] = {}  # oldest first
         self.epoch = secrets.token_hex(4)
         self.seq = 0
         # (seq, wall time, intake ids as JSON) of the newest batches of changes.
@@ -137,6 +138,7 @@ class Hub:
         self.board_state = sse("state", {"alerts": [], "more": 0})
         self.staff_state = sse("state", {"alerts": [], "more": 0})
         self._state_key: Any = None
+        self._board_key: Any = None
         self._displayed: dict[str, set[int]] = {}
         self._wake = asyncio.Event()
         self._revalidate_now = False
@@ -262,20 +264,30 @@ class Hub:
         """Register a stream and give it ``first()`` (if any) and then the alerts; the
         oldest of the same principal over the cap is closed (a board that reloads must
         get in; its old connection may be half dead)."""
-        same = sorted((s for s in self.streams if s.principal == stream.principal),
-                      key=lambda s: s.opened)
-        for old in same[:max(0, len(same) - per_principal + 1)]:
+        same = self._by_principal.setdefault(stream.principal, [])  # oldest first
+        while len(same) >= per_principal:
+            old = same.pop(0)
             old.close("replaced")
             self.streams.discard(old)
+        same.append(stream)
         self.streams.add(stream)
         if first is not None:
             stream.send(first())
         stream.send(self.board_state if stream.audience == "board" else self.staff_state)
-        if self._state_key is not None:
+        if self._board_key is not None:
             self._note_displayed_soon(stream)
 
     def remove(self, stream: Stream) -> None:
         self.streams.discard(stream)
+        same = self._by_principal.get(stream.principal)
+        if same is not None and stream in same:
+            same.remove(stream)
+            if not same:
+                del self._by_principal[stream.principal]
+
+    def held_by(self, principal: str) -> int:
+        """How many streams a board or user holds here now."""
+        return len(self._by_principal.get(principal, ()))
 
     def changes_since(self, last_event_id: str | None, since: float | None = None) -> str:
         """The first ``changed`` event of a staff stream: the intakes of the batches it
@@ -332,14 +344,19 @@ class Hub:
         snap = await asyncio.to_thread(self._read)
         self.ticks += 1
         self.last_tick = time.monotonic()
-        key = (tuple(snap.views), snap.more, snap.boards)
-        if key != self._state_key:
-            self._state_key = key
+        board_key = (tuple(snap.views), snap.more)
+        staff_key = (board_key, snap.boards)  # staff screens also show the boards' count
+        boards_changed = board_key != self._board_key
+        if boards_changed or staff_key != self._state_key:
+            self._board_key, self._state_key = board_key, staff_key
             self.board_state = sse("state", self._state_data(snap, staff=False))
             self.staff_state = sse("state", self._state_data(snap, staff=True))
             for stream in list(self.streams):
-                stream.send(self.board_state if stream.audience == "board"
-                            else self.staff_state)
+                if stream.audience == "staff":
+                    stream.send(self.staff_state)
+                elif boards_changed:
+                    stream.send(self.board_state)
+        if boards_changed:
             shown = {v.id for v in snap.views}
             for viewer in list(self._displayed):  # forget alerts no screen shows any more
                 self._displayed[viewer] &= shown
@@ -375,7 +392,6 @@ class Hub:
         data: dict[str, Any] = {
             "id": v.id, "level": v.level, "state": v.state, "escalated": v.escalated,
             "time": v.raised_at.astimezone(self.tz).strftime("%H:%M"),
-            "waiting_s": max(0, int((now - v.raised_at).total_seconds())),
             "reasons": list(v.reasons), "patient": dict(v.patient), "tablet": v.tablet,
             "source": v.source, "in_progress": who(v.in_progress), "done": who(v.done)}
         if staff:
@@ -386,7 +402,7 @@ class Hub:
     # --- who saw which patient --------------------------------------------------------
 
     def _note_displayed_soon(self, stream: Stream) -> None:
-        views = self._state_key[0] if self._state_key else ()
+        views = self._board_key[0] if self._board_key else ()
         task = asyncio.create_task(self._note_displayed(views, only=stream))
         self._tasks.append(task)
         task.add_done_callback(self._forget_task)
@@ -433,10 +449,10 @@ class Hub:
         for stream in streams:
             if stream.device_id is not None and stream.device_id not in active:
                 stream.close("revoked")
-                self.streams.discard(stream)
+                self.remove(stream)
             elif stream.session_key is not None and stream.session_key not in valid:
                 stream.close("signed_out")
-                self.streams.discard(stream)
+                self.remove(stream)
 
     def _holding(self, device_ids: list[int], keys: list[str]) -> tuple[set[int], set[str]]:
         now = self.clock()

@@ -65,7 +65,7 @@ async def _open(request: web.Request, stream: Stream,
     no change read meanwhile falls between it and the stream."""
     hub = request.app[HUB]
     settings = request.app[SETTINGS]
-    held = sum(1 for s in hub.streams if s.principal == stream.principal)
+    held = hub.held_by(stream.principal)
     # At the cap a new stream is refused, unless it replaces one of its own (a board
     # that reloads gets in: its old connection may be half dead).
     if len(hub.streams) >= settings.live_max_streams \
@@ -104,8 +104,10 @@ async def board_stream(request: web.Request) -> web.StreamResponse:
 
 
 def _identify_board(hub: Hub, token: str | None) -> devices.Known | None:
-    with hub.writes.begin() as session:
-        return devices.identify(session, token, now=hub.clock(), kind=DeviceKind.BOARD)
+    # A read: opening streams never queues behind (or holds up) the tablets' writes; the
+    # hub notes connected boards once a minute.
+    with hub.reads() as session:
+        return devices.identify(session, token, kind=DeviceKind.BOARD)
 
 
 async def staff_stream(request: web.Request) -> web.StreamResponse:
@@ -129,9 +131,11 @@ def _load_session(hub: Hub, token: str | None) -> users.Active | None:
     from datetime import timedelta
 
     idle = timedelta(minutes=hub.settings.session_idle_minutes)
-    with hub.writes.begin() as session:
-        # Not activity: an open page alone must still reach the idle time-out.
-        return users.load_session(session, token, now=utcnow(), idle=idle, touch=False)
+    with hub.reads() as session:
+        # Not activity: an open page alone must still reach the idle time-out. A read
+        # only: an ended sign-in is removed (and audited) by the web app's next request.
+        return users.load_session(session, token, now=utcnow(), idle=idle, touch=False,
+                                  end_expired=False)
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -299,6 +299,29 @@ def serve_app(app: Any) -> Server:
     return Server(app, f"http://127.0.0.1:{server.server_port}", stop)
 
 
+def serve_behind_live(settings: dict[str, Any], tmp: Path, **live_settings: str) -> Server:
+    """The app on these settings as ``intake serve`` runs it: served over HTTP behind a
+    live process (its front door, which also serves the boards' and staff pages'
+    streams). The Server's base is the live process's; ``stop`` stops both."""
+    from intake import create_app
+
+    web = serve_app(create_app({**settings, "proxy_hops": "1"}))
+    live = LiveProcess({**{k: v for k, v in settings.items() if v is not None},
+                        **live_settings}, tmp, upstream=web.base)
+    try:
+        live.start()
+    except BaseException:
+        web.stop()
+        raise
+
+    def stop() -> None:
+        live.stop()
+        web.stop()
+
+    APPS[live.base] = web.app
+    return Server(web.app, live.base, stop, live)
+
+
 def wait_worker_ready(log: Path, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

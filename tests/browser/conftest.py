@@ -38,11 +38,11 @@ from browser_helpers import (  # noqa: E402
     PIN,
     PORTRAIT,
     Audit,
-    LiveProcess,
     Server,
     enroll_context,
     ensure_axe,
     serve_app,
+    serve_behind_live,
     start_worker,
     stop_worker,
 )
@@ -79,26 +79,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         redis_proc.terminate()
         raise
     servers: list[Server] = []
-    live: LiveProcess | None = None
     try:
-        # The web app behind the live process trusts one proxy, as under intake serve.
-        web = serve_app(create_app({**common, "proxy_hops": "1"}))
-        servers.append(web)
-        live = LiveProcess({**common, "live_heartbeat_seconds": "2"}, tmp, upstream=web.base)
-        live.start()
-        main = Server(web.app, live.base, web.stop, live)
-        servers += [
+        servers = [
+            serve_behind_live(common, tmp, live_heartbeat_seconds="2"),
             serve_app(create_app({**common, "kiosk_idle_seconds": "2",
                                "kiosk_warning_seconds": "3"})),
             serve_app(create_app({**common, "redis_url": None, "kiosk_result_wait": "60",
                                "database_url": lonely_url})),
         ]
-        for server in (main, *servers[1:]):
+        for server in servers:
             APPS[server.base] = server.app
-        yield Stack(main, servers[1], servers[2], worker_log=log)
+        yield Stack(*servers, worker_log=log)
     finally:
-        if live is not None:
-            live.stop()
         for server in servers:
             server.stop()
         stop_worker(worker)

@@ -8,7 +8,6 @@ waiting a minute.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -16,29 +15,27 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from auth_helpers import PASSWORD, age_sessions, audit_events, make_user, sessions_of
-from browser_helpers import LANDSCAPE, Audit, shoot, sign_in_staff
+from browser_helpers import LANDSCAPE, Audit, serve_behind_live, shoot, sign_in_staff
 
-from intake import create_app, state
+from intake import state
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def short_idle(stack: Any) -> Iterator[tuple[Any, str]]:
-    """The app with INTAKE_SESSION_IDLE_MINUTES=1, served over HTTP: (app, base URL)."""
-    from werkzeug.serving import make_server
-
+def short_idle(stack: Any, tmp_path_factory: pytest.TempPathFactory
+               ) -> Iterator[tuple[Any, str]]:
+    """The app with INTAKE_SESSION_IDLE_MINUTES=1, behind its live process as under
+    ``intake serve``: (app, base URL)."""
     settings = state(stack.main.app).settings
-    app = create_app({"data_dir": str(settings.data_dir),
-                      "database_url": settings.database_url,
-                      "redis_url": settings.redis_url, "kiosk_pin": settings.kiosk_pin,
-                      "log_level": "warning", "session_idle_minutes": "1"})
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield app, f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=10)
+    server = serve_behind_live({"data_dir": str(settings.data_dir),
+                                "database_url": settings.database_url,
+                                "redis_url": settings.redis_url,
+                                "kiosk_pin": settings.kiosk_pin, "log_level": "warning",
+                                "session_idle_minutes": "1"},
+                               tmp_path_factory.mktemp("short-idle"))
+    yield server.app, server.base
+    server.stop()
 
 
 def test_idle_time_out_leaves_the_page_for_the_sign_in_page(

@@ -33,14 +33,14 @@ from browser_helpers import (
     LiveProcess,
     answer_all,
     send,
-    serve_app,
+    serve_behind_live,
     shoot,
     sign_in_staff,
     start_patient,
 )
 from sqlalchemy import update
 
-from intake import create_app, state
+from intake import state
 from intake.storage.models import Alert, AlertState, utcnow
 from support import add_device, case, wait_for
 
@@ -80,21 +80,18 @@ def board_stack(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
               "log_level": "warning", "session_idle_minutes": "1",
               "alert_escalate_seconds": str(ESCALATE),
               "live_heartbeat_seconds": str(HEARTBEAT)}
-    web = serve_app(create_app({**common, "proxy_hops": "1"}))
-    live = LiveProcess(common, tmp_path_factory.mktemp("board-live"), upstream=web.base)
-    live.start()
-    APPS[live.base] = web.app
+    server = serve_behind_live(common, tmp_path_factory.mktemp("board-live"))
+    assert server.live is not None
     # The clinic starts the day with a clean board: earlier tests' alerts are answered.
-    with state(web.app).sessions.begin() as s:
+    with state(server.app).sessions.begin() as s:
         s.execute(update(Alert).where(Alert.state != AlertState.DONE)
                   .values(state=AlertState.DONE, done_at=utcnow(), done_by="setup",
                           done_via="system"))
     try:
-        yield BoardStack(web.app, live.base, web.base, live)
+        yield BoardStack(server.app, server.base, server.live.upstream or "", server.live)
     finally:
-        live.stop()
-        web.stop()
-        APPS.pop(live.base, None)
+        server.stop()
+        APPS.pop(server.base, None)
 
 
 def _board(new_page: Any, viewport: dict[str, int], locale: str = "ja-JP",

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_helpers import Audit, serve_app, shoot, start_worker, stop_worker
+from browser_helpers import Audit, serve_behind_live, shoot, start_worker, stop_worker
 
 from intake import constants, state
 from intake.auth.users import create_user
@@ -34,7 +34,6 @@ DVT = dict(case("pub-02")["answers"], calf_pain_tender=False)
 @pytest.fixture(scope="module")
 def ehr_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """The FHIR server, a worker delivering to it, and the web app over HTTP."""
-    from intake import create_app
     from intake.serve import start_private_redis
     from intake.storage.migrate import upgrade
 
@@ -54,7 +53,7 @@ def ehr_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
         raise
     server = None
     try:
-        server = serve_app(create_app(common))
+        server = serve_behind_live(common, tmp)
         yield {"app": server.app, "base": server.base, "fhir": fhir}
     finally:
         if server is not None:

@@ -16,6 +16,7 @@ from browser_helpers import (
     Audit,
     answer_all,
     current_step,
+    enroll_context,
     press,
     send,
     shoot,
@@ -252,7 +253,9 @@ def test_screens_the_walks_do_not_reach_are_accessible(stack: Any, new_page: Any
     page.locator("#waiting").wait_for()
     audit.check(page, "waiting")
     shoot(page, "waiting")
-    # An expired form: the error screen.
+    # An expired form: the error screen (back on the main database's tablet: the other
+    # server's enrollment replaced this browser's device cookie).
+    enroll_context(page.context, stack.main.base, "tablet")
     page.goto(f"{stack.main.base}/kiosk?lang=en")
     page.evaluate("() => document.querySelector('[name=csrf_token]').value = 'stale'")
     page.fill("#f-pin", PIN)

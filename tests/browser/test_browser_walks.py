@@ -16,6 +16,7 @@ from browser_helpers import (
     ALLOWED_URL,
     LANDSCAPE,
     MESSAGES,
+    PIN,
     PORTRAIT,
     Audit,
     shoot,
@@ -98,7 +99,19 @@ def test_walk_a_case_through_the_tablet(stack: Any, new_page: Any, audit: Audit,
     assert page.evaluate("() => localStorage.length + sessionStorage.length") == 0
 
     # Finish: back to the staff start screen, and the message cannot be reached again.
-    page.get_by_role("link", name="終了" if lang == "ja" else "Finish").click()
+    # An emergency's message stays until staff clear it with the PIN; going back does
+    # not leave it.
+    if key == "emergency":
+        assert page.get_by_role("link", name="終了" if lang == "ja" else "Finish").count() == 0
+        page.go_back()
+        page.locator("#done").wait_for()
+        assert message in page.locator("#done h1").inner_text()
+        page.fill("#f-pin", PIN)
+        with page.expect_navigation():
+            page.get_by_role("button", name="終了して最初の画面へ" if lang == "ja"
+                             else "Finish and go to the start screen").click()
+    else:
+        page.get_by_role("link", name="終了" if lang == "ja" else "Finish").click()
     page.wait_for_url("**/kiosk/")
     assert page.locator("#f-pin").is_visible()
     page.go_back()

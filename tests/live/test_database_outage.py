@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 from live_helpers import EventStream, alerts_of, emergency, enroll_board
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
+
+from intake import state
 
 pytestmark = [
     pytest.mark.integration,
@@ -17,8 +19,10 @@ pytestmark = [
 ]
 
 
-def _connections(admin_url: str, database: str, allowed: bool) -> None:
-    """Let nobody (or everybody again) connect to ``database``, ending who is in."""
+def _connections(app: Any, admin_url: str, database: str, allowed: bool) -> None:
+    """Let nobody (or everybody again) connect to ``database``, ending who is in (this
+    process's own pooled connections are closed first, not killed under it)."""
+    state(app).sessions.kw["bind"].dispose()  # (the engine stays known, for teardown)
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS '
@@ -35,11 +39,11 @@ def test_no_heartbeat_while_the_database_is_away(make_world: Any, module_databas
     world = make_world()
     live = world.live(redis=False)
     board = enroll_board(world.app)
-    database = module_database.rsplit("/", 1)[1].split("?", 1)[0]
+    database = make_url(module_database).database or ""
     with EventStream(live.base, "/live/board", cookies=board.cookies) as stream:
         assert stream.until("state") is not None
         assert stream.until("ping", timeout=3) is not None  # heartbeats every second
-        _connections(postgres_admin_url, database, allowed=False)
+        _connections(world.app, postgres_admin_url, database, allowed=False)
         try:
             stream.drain()
             started = time.monotonic()
@@ -56,7 +60,7 @@ def test_no_heartbeat_while_the_database_is_away(make_world: Any, module_databas
                 "the board still heard heartbeats with no database behind them"
             assert time.monotonic() - started <= 12
         finally:
-            _connections(postgres_admin_url, database, allowed=True)
+            _connections(world.app, postgres_admin_url, database, allowed=True)
         # ...and resume once it is back, with what was raised meanwhile... (raised now
         # that the database takes writes again, before the hub has read it).
         intake_id = emergency(world.app)

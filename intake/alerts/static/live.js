@@ -36,7 +36,6 @@
   var revoked = document.getElementById("live-revoked");
   var soundGate = document.getElementById("sound-gate");
   var soundOff = document.getElementById("sound-off");
-  var soundOn = document.getElementById("sound-on");
   var who = document.getElementById("who");
   var whoNames = document.getElementById("who-names");
   var message = document.getElementById("alerts-message");
@@ -60,8 +59,7 @@
   function soundUi() {
     var running = !!audio && audio.state === "running";
     if (soundGate) { soundGate.hidden = running; }
-    if (soundOff) { soundOff.hidden = running; }
-    if (soundOn) { soundOn.hidden = !running; }
+    // (The on/off notes swap by style, in one place: see live.css.)
     root.setAttribute("data-sound", running ? "on" : "off");
   }
 
