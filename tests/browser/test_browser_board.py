@@ -44,7 +44,9 @@ from intake import state
 from intake.storage.models import Alert, AlertState, utcnow
 from support import add_device, case, wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow,
+              # (the three minutes run beside the rest of the suite under xdist)
+              pytest.mark.xdist_group("board")]
 
 ESCALATE = 20  # seconds (the default is 120)
 HEARTBEAT = 2  # seconds

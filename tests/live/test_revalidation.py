@@ -22,7 +22,7 @@ REVALIDATE = 10.0  # intake.live.hub.REVALIDATE
 
 
 def test_the_periodic_check_ends_revoked_boards_and_idle_sign_ins(make_world: Any) -> None:
-    world = make_world()
+    world = make_world(session_idle_minutes="1")  # the web app and the live process agree
     live = world.live(redis=False, wait=False, session_idle_minutes="1")
     app = world.app
     board = enroll_board(app)
@@ -59,7 +59,10 @@ def test_the_periodic_check_ends_revoked_boards_and_idle_sign_ins(make_world: An
     assert EventStream(live.base, "/live/board", cookies=board.cookies).status == 401
     assert EventStream(live.base, "/live/staff",
                        cookies=session_cookies(client)).status == 401
-    # Coming back after the time-out ended the sign-in for good.
+    # The live process only reads: the web app's next request ends the sign-in for good
+    # (and audits it once).
+    assert audit_events(app, "signin.expired") == []
+    assert client.get("/desk").status_code == 303
     assert sessions_of(app, "desk-idle") == []
     expired = audit_events(app, "signin.expired")
     assert [(e.actor, e.detail) for e in expired] == [("desk-idle", {"why": "idle"})]
