@@ -145,13 +145,19 @@ class Hub:
         self._tasks: list[asyncio.Task[None]] = []
         self.ticks = 0
         self.last_tick: float | None = None
+        self._primed = False
 
     # --- life -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Read the current state once (so the first stream gets it), then run."""
-        await asyncio.to_thread(self._prime)
-        await self.tick()
+        """Read the current state once (so the first stream gets it), then run. A
+        database that does not answer yet is retried by the loop: the process serves,
+        and its screens say they are cut off until it answers."""
+        try:
+            await self.tick()
+        except Exception as exc:
+            log.warning("live: cannot read the database at start (%s); retrying",
+                        type(exc).__name__)
         self._tasks = [asyncio.create_task(self._run(), name="hub"),
                        asyncio.create_task(self._heartbeats(), name="heartbeats"),
                        asyncio.create_task(self._checks(), name="checks")]
@@ -180,8 +186,9 @@ class Hub:
                 await self.tick()
             except Exception as exc:  # the database is away: keep the streams, retry
                 if not failing:  # once per outage, not once a second
-                    log.warning("live: cannot read the database (%s); screens keep what "
-                                "they show and their heartbeats", type(exc).__name__)
+                    log.warning("live: cannot read the database (%s); the screens hear "
+                                "no heartbeat and say they are cut off",
+                                type(exc).__name__)
                 failing = True
                 await asyncio.sleep(self.poll)
             else:
@@ -320,6 +327,9 @@ class Hub:
             changes.changes_after(session, self.cursor, self.seen)
 
     def _read(self) -> Snapshot:
+        if not self._primed:
+            self._prime()  # changes are counted from the first successful read
+            self._primed = True
         now = self.clock()
         with self.reads() as session:
             views, more = alerts.board_alerts(session, now)

@@ -29,6 +29,9 @@ HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate",
 # Up to this much of a response is read before it is written to the client, so the web
 # app's thread is free even when the client reads slowly; larger ones are relayed.
 BUFFERED = 1 << 20
+# How long a request waits for the web app to accept a connection (a restart of it, or a
+# full listen queue) before the client gets 502.
+CONNECT_PATIENCE = 3.0
 _BUSY_HTML = ("<!doctype html><html lang=\"ja\"><meta charset=\"utf-8\">"
               "<title>しばらくお待ちください</title><p>ただいま応答できません。数秒後にもう一度"
               "お試しください。</p><p lang=\"en\">Temporarily unavailable: please try again "
@@ -87,19 +90,34 @@ class Upstream:
         except web.HTTPRequestEntityTooLarge:
             return web.Response(status=413, text="request body too large",
                                 headers={"Connection": "close"})
-        try:
-            upstream = await self.session.request(
-                request.method, self.base + request.rel_url.raw_path_qs,
-                headers=self._headers(request), data=body if body else None,
-                allow_redirects=False)
-        except (aiohttp.ClientConnectionError, TimeoutError) as exc:
-            log.warning("live: the web app did not answer (%s)", type(exc).__name__)
-            return web.Response(status=502, text=_BUSY_HTML, content_type="text/html",
-                                headers={"Retry-After": "2", "Cache-Control": "no-store"})
+        headers = self._headers(request)
+        delay, deadline = 0.05, asyncio.get_running_loop().time() + CONNECT_PATIENCE
+        while True:
+            try:
+                upstream = await self.session.request(
+                    request.method, self.base + request.rel_url.raw_path_qs,
+                    headers=headers, data=body if body else None, allow_redirects=False)
+                break
+            except aiohttp.ClientConnectorError as exc:
+                # Not connected, so nothing was sent: safe to try again, whatever the
+                # method (the web app restarting, or its socket's queue full under load).
+                if asyncio.get_running_loop().time() + delay < deadline:
+                    await asyncio.sleep(delay)
+                    delay = min(0.5, delay * 2)
+                    continue
+                return self._unavailable(exc)
+            except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+                return self._unavailable(exc)
         try:
             return await self._relay(request, upstream)
         finally:
             upstream.release()
+
+    def _unavailable(self, exc: BaseException) -> web.Response:
+        log.warning("live: the web app did not answer (%s %s)", type(exc).__name__,
+                    getattr(exc, "strerror", None) or "")
+        return web.Response(status=502, text=_BUSY_HTML, content_type="text/html",
+                            headers={"Retry-After": "2", "Cache-Control": "no-store"})
 
     async def _relay(self, request: web.Request,
                      upstream: aiohttp.ClientResponse) -> web.StreamResponse:
