@@ -51,11 +51,14 @@ class Upstream:
             self.base = url.rstrip("/")
 
     async def open(self) -> None:
+        # A new connection per request (cheap on this machine): a kept-alive one can be
+        # closed by the web app just as a request is written to it, and a request lost
+        # that way cannot safely be sent again.
         if self.url.startswith("unix:"):
             connector: aiohttp.BaseConnector = aiohttp.UnixConnector(
-                path=self.url[len("unix:"):], limit=64)
+                path=self.url[len("unix:"):], limit=64, force_close=True)
         else:
-            connector = aiohttp.TCPConnector(limit=64)
+            connector = aiohttp.TCPConnector(limit=64, force_close=True)
         self.session = aiohttp.ClientSession(
             connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=120),
