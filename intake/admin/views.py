@@ -24,21 +24,14 @@ from intake.auth.web import error_page
 from intake.devices import services as devices_domain
 from intake.fhirapi.outcome import FHIR_JSON
 from intake.kiosk import i18n
-from intake.kiosk.web import check_csrf, csrf_token, finish_response
+from intake.kiosk.web import csrf_token, protect
 from intake.live.notify import publish
 from intake.storage.models import Device, DeviceKind, Role, utcnow
 
 TRAIL = ("audit", "trail")  # entity type and id of events about the audit trail itself
 
 
-@bp.before_request
-def _csrf() -> None:
-    check_csrf()
-
-
-@bp.after_request
-def _headers(response: BaseResponse) -> BaseResponse:
-    return finish_response(response)  # no-store on everything but static files
+protect(bp)  # CSRF, and no-store on everything but static files
 
 
 def _lang() -> str:

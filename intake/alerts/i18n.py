@@ -30,6 +30,10 @@ CATALOG: dict[str, tuple[str, str]] = {
                    "届きません。受付のボードを確認してください。",
                    "No front-desk board is connected: emergency alerts reach only signed-in "
                    "screens. Check the board at reception."),
+    "replaced": ("同じ端末・同じサインインで新しく開いた画面に切り替わりました。この画面では"
+                 "アラートを受信しません。使うには再読み込みしてください。",
+                 "A newer page of the same device or sign-in took over: this one no longer "
+                 "receives alerts. Reload it to use it here."),
     "no_alerts": ("現在、対応が必要な患者さんはいません。", "No patient needs the desk now."),
     "more_alerts": ("ほかに {n} 件あります(ワークリストで確認できます)。",
                     "{n} more (see the worklist)."),
@@ -49,6 +53,7 @@ CATALOG: dict[str, tuple[str, str]] = {
     "via_review": ("ワークリスト", "worklist"),
     "via_system": ("自動", "automatic"),
     "via_superseded": ("緊急に切り替え", "became an emergency"),
+    "via_expired": ("時間切れで自動終了", "closed after 18 hours"),
     "patient_record": ("診察券番号 {number}", "Record no. {number}"),
     "patient_walk_in": ("{name}({kana})さん", "{name} ({kana})"),
     "patient_none": ("患者情報なし", "No patient details"),

@@ -46,6 +46,10 @@ from intake.storage.models import (
 SYSTEM = "system"
 # How long an answered alert stays on the boards (greyed, with who answered it).
 DONE_SHOWN = timedelta(minutes=30)
+# After this, a same-day alert, or an emergency someone is on (対応中), is closed as
+# expired (audited): the patient has left. An unanswered emergency is never closed
+# by itself.
+EXPIRE_AFTER = timedelta(hours=18)
 # At most this many alerts on a board (open ones first); the rest are counted.
 BOARD_MAX = 60
 _LEVEL_RANK = {AlertLevel.EMERGENCY: 0, AlertLevel.SAME_DAY: 1}
@@ -138,6 +142,12 @@ def raise_for_result(session: Session, intake: Intake, revision: int,
         return None
     if revision > 1 and (level is not AlertLevel.EMERGENCY
                          or not _new_emergency_flags(session, intake.id, revision, result)):
+        return None
+    if session.execute(select(Alert.id).where(
+            Alert.intake_id == intake.id, Alert.revision == revision,
+            Alert.level == level)).first() is not None:
+        # Raised before at this level (a triage that failed, was answered as "could not
+        # be triaged", then succeeded): that alert stands.
         return None
     unanswered = list(session.execute(
         select(Alert).where(Alert.intake_id == intake.id, Alert.state != AlertState.DONE)
@@ -259,6 +269,21 @@ def close_for_intake(session: Session, intake_id: str, *, by: str, via: str,
     for alert in open_alerts:
         _answer(session, alert, AlertState.DONE, by=by, via=via, now=now, audit_detail={})
     return len(open_alerts)
+
+
+def expire_old(session: Session, *, now: datetime) -> list[int]:
+    """Close, as expired, alerts older than :data:`EXPIRE_AFTER` that are same day, or
+    an emergency someone is on; never an unanswered emergency. Returns their ids."""
+    cutoff = now - EXPIRE_AFTER
+    old = list(session.execute(
+        select(Alert).where(Alert.state != AlertState.DONE, Alert.raised_at <= cutoff,
+                            or_(Alert.level == AlertLevel.SAME_DAY,
+                                Alert.state == AlertState.IN_PROGRESS))
+        .with_for_update()).scalars())
+    for alert in old:
+        _answer(session, alert, AlertState.DONE, by=SYSTEM, via="expired", now=now,
+                audit_detail={"after_hours": int(EXPIRE_AFTER.total_seconds() // 3600)})
+    return [a.id for a in old]
 
 
 def escalate_due(session: Session, *, after: float, now: datetime) -> list[int]:

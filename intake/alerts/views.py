@@ -14,7 +14,7 @@ import json
 import time
 from typing import Any
 
-from flask import Blueprint, jsonify, redirect, render_template, request
+from flask import Blueprint, Response, jsonify, redirect, render_template, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -23,14 +23,15 @@ from intake.alerts import services
 from intake.alerts.i18n import CATALOG, labels
 from intake.auth.i18n import translator
 from intake.auth.web import error_page, load_principal, staff_lang
-from intake.devices.web import current_device
+from intake.devices.web import current_device, renew_device_cookie
 from intake.kiosk.web import csrf_token, protect
 from intake.live.notify import publish
 from intake.storage.models import DeviceKind, Role, utcnow
 
 bp = Blueprint("alerts", __name__, static_folder="static", static_url_path="/alerts/static")
 
-STAFF_ROLES = (Role.FRONT_DESK, Role.PRACTITIONER, Role.ADMIN)
+STAFF_ROLES = tuple(Role)  # every role answers alerts: the front desk and those who stand in
+MAX_ID = 2**31 - 1  # larger ids are no alert (and no integer the database takes)
 VIA = ("board", "desk", "review")
 
 
@@ -57,7 +58,7 @@ def live_context(lang: str) -> dict[str, Any]:
 
 
 @bp.get("/board")
-def board() -> BaseResponse | str:
+def board() -> BaseResponse:
     """The front desk's alert board: an enrolled board device only."""
     device = current_device(DeviceKind.BOARD)
     lang = staff_lang()
@@ -67,8 +68,10 @@ def board() -> BaseResponse | str:
         audit.record(session, actor=device.actor, action="board.opened", entity_type="device",
                      entity_id=str(device.id))
     t = translator(lang, CATALOG)
-    return render_template("alerts/board.html", lang=lang, t=t, csrf_token=csrf_token(),
-                           user=None, device=device, **live_context(lang))
+    page = Response(render_template("alerts/board.html", lang=lang, t=t,
+                                    csrf_token=csrf_token(), user=None, device=device,
+                                    **live_context(lang)))
+    return renew_device_cookie(page)
 
 
 @bp.get("/board/staff")
@@ -79,6 +82,13 @@ def staff_names() -> BaseResponse:
     with state().sessions() as session:
         names = services.staff_names(session)
     return jsonify({"names": names})
+
+
+@bp.get("/alerts/token")
+def form_token() -> BaseResponse:
+    """A fresh CSRF token for this browser's answers: a page that stays open all day
+    outlives its own (a sign-in or sign-out on the same PC starts a new one)."""
+    return jsonify({"csrf_token": csrf_token()})
 
 
 @bp.post("/alerts/<int:alert_id>")
@@ -94,6 +104,8 @@ def answer(alert_id: int) -> Any:
     via_kind = request.form.get("via", "")
     if via_kind not in VIA:
         return jsonify({"error": "via must be board, desk or review"}), 400
+    if alert_id > MAX_ID:
+        return jsonify({"error": "no such alert"}), 404
     now = utcnow()
     st = state()
     with st.sessions.begin() as session:

@@ -272,6 +272,33 @@ def _delete_session(session: Session, key: str) -> bool:
     return count > 0
 
 
+SESSION_COOKIE = "intake_session"
+
+
+def ended_why(last_seen_at: datetime, expires_at: datetime, user_active: bool, *,
+              now: datetime, idle: timedelta) -> str | None:
+    """Why a sign-in has ended ("lifetime", "idle", "disabled"), or None if it holds:
+    the one rule, for pages and for the live process's check of its open streams."""
+    if expires_at <= now:
+        return "lifetime"
+    if last_seen_at + idle <= now:
+        return "idle"
+    return None if user_active else "disabled"
+
+
+def still_valid(session: Session, keys: list[str], *, now: datetime,
+                idle: timedelta) -> set[str]:
+    """Which of these session keys (SHA-256 of tokens) are signed in now (read only)."""
+    if not keys:
+        return set()
+    rows = session.execute(
+        select(UserSession.id, UserSession.last_seen_at, UserSession.expires_at,
+               User.active).join(User, User.id == UserSession.user_id)
+        .where(UserSession.id.in_(keys))).all()
+    return {key for key, seen, expires, active in rows
+            if ended_why(seen, expires, active, now=now, idle=idle) is None}
+
+
 def load_session(session: Session, token: str | None, *, now: datetime, idle: timedelta,
                  touch: bool, end_expired: bool = True) -> Active | None:
     """The session of ``token`` if it is still valid, else None (and an ended one is
@@ -285,9 +312,7 @@ def load_session(session: Session, token: str | None, *, now: datetime, idle: ti
     if row is None:
         return None
     user = row.user
-    why = ("lifetime" if row.expires_at <= now
-           else "idle" if row.last_seen_at + idle <= now
-           else "disabled" if not user.active else None)
+    why = ended_why(row.last_seen_at, row.expires_at, user.active, now=now, idle=idle)
     if why is not None:
         if end_expired and _delete_session(session, row.id):
             audit.record(session, actor=user.name, action="signin.expired",

@@ -19,7 +19,7 @@ from intake.kiosk import i18n
 from intake.kiosk.web import csrf_token
 from intake.storage.models import Role, utcnow
 
-SESSION_COOKIE = "intake_session"
+SESSION_COOKIE = users.SESSION_COOKIE
 F = TypeVar("F", bound=Callable[..., Any])
 
 

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from intake import audit, throttle
 from intake.storage.models import Device, DeviceKind
 
+COOKIE = "intake_device"  # the device's token, in an HttpOnly, SameSite=Strict cookie
 CODE_LIFETIME = timedelta(minutes=15)
 CODE_DIGITS = 8
 MAX_CODE_FAILURES = 10
@@ -189,11 +190,13 @@ def enroll(session: Session, code: str, *, address: str, now: datetime) -> Enrol
 
 @dataclass(frozen=True)
 class Known:
-    """An enrolled device as requests see it."""
+    """An enrolled device as requests see it (``token_hash``: which enrollment of it,
+    so a browser whose enrollment was replaced is told apart)."""
 
     id: int
     name: str
     kind: DeviceKind
+    token_hash: str
 
     @property
     def actor(self) -> str:
@@ -217,17 +220,18 @@ def identify(session: Session, token: str | None, *, now: datetime | None = None
                             or now - device.last_seen_at >= SEEN_EVERY):
         session.execute(update(Device).where(Device.id == device.id)
                         .values(last_seen_at=now))
-    return Known(device.id, device.name, DeviceKind(device.kind))
+    return Known(device.id, device.name, DeviceKind(device.kind), device.token_hash or "")
 
 
-def active_ids(session: Session, ids: list[int]) -> set[int]:
-    """Which of ``ids`` are still enrolled and not revoked (for the live process's
-    periodic check of its open streams)."""
-    if not ids:
+def current_tokens(session: Session, hashes: list[str]) -> set[str]:
+    """Which of these token hashes still belong to an enrolled, unrevoked device (for
+    the live process's check of its open streams: a revoked device, or a browser whose
+    enrollment another one replaced, is no longer among them)."""
+    if not hashes:
         return set()
-    return set(session.execute(
-        select(Device.id).where(Device.id.in_(ids), Device.token_hash.is_not(None),
-                                Device.revoked_at.is_(None))).scalars())
+    found = session.execute(select(Device.token_hash).where(
+        Device.token_hash.in_(hashes), Device.revoked_at.is_(None))).scalars()
+    return {h for h in found if h is not None}
 
 
 # A board counts as connected when a live process noted it this recently (they note

@@ -19,6 +19,7 @@ from intake.devices import services
 from intake.devices.i18n import CATALOG
 from intake.devices.web import set_device_cookie
 from intake.kiosk.web import csrf_token, protect
+from intake.live.notify import publish
 from intake.storage.models import DeviceKind, utcnow
 
 bp = Blueprint("devices", __name__)
@@ -57,6 +58,8 @@ def enroll() -> BaseResponse | tuple[str, int]:
         if verdict.locked_minutes:
             return _page(429, error=t("enroll_locked", m=verdict.locked_minutes))
         return _page(422, error=t("enroll_wrong"))
+    # A browser this enrollment replaced stops receiving at once.
+    publish(state().settings.redis_url, "device")
     lang = staff_lang()
     response = redirect(f"{HOME[kind]}?lang={lang}", 303)
     set_device_cookie(response, verdict.token)

@@ -12,7 +12,7 @@ from intake.devices import services
 from intake.kiosk.web import set_cookie
 from intake.storage.models import DeviceKind, utcnow
 
-COOKIE = "intake_device"
+COOKIE = services.COOKIE
 # Browsers cap a cookie's life at 400 days; an enrolled device renews it on every page.
 COOKIE_MAX_AGE = int(timedelta(days=400).total_seconds())
 
@@ -30,3 +30,12 @@ def current_device(kind: DeviceKind) -> services.Known | None:
 
 def set_device_cookie(response: Response, token: str) -> None:
     set_cookie(response, COOKIE, token, "/", max_age=COOKIE_MAX_AGE)
+
+
+def renew_device_cookie(response: Response) -> Response:
+    """An enrolled device's page sets its cookie again, so it never reaches the
+    browser's 400-day limit on a device in daily use."""
+    token = request.cookies.get(COOKIE)
+    if token and any(g.get("devices", {}).values()):
+        set_device_cookie(response, token)
+    return response

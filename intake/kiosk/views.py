@@ -34,7 +34,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from intake import audit, state
 from intake.devices.services import Known
-from intake.devices.web import current_device
+from intake.devices.web import current_device, renew_device_cookie
 from intake.intakes import enqueue_triage
 from intake.kiosk import bp, i18n, services
 from intake.kiosk.form import (
@@ -276,8 +276,9 @@ def start() -> BaseResponse | str:
             return redirect(_step_url(draft.step), 303)
         if _emergency_shown(session) is not None:
             return redirect(url_for("kiosk.done"), 303)
-    response = Response(_page("kiosk/start.html", _ui_lang(), values={}, errors={},
-                              message=None, idle_reset=True, tablet=tablet))
+    response = renew_device_cookie(Response(_page(
+        "kiosk/start.html", _ui_lang(), values={}, errors={}, message=None,
+        idle_reset=True, tablet=tablet)))
     if request.cookies.get(COOKIE) or request.cookies.get(LANG_COOKIE):
         _clear_token(response)  # a finished session: nothing of it is kept
     return response

@@ -1,25 +1,32 @@
 """The hub of the live process: one reader of the database for every open stream.
 
-Once a second, and at once when a notice arrives on Redis, the hub reads (in a worker
-thread, so the event loop never waits on the database):
+Once a second, and at once when a notice arrives on Redis, the hub reads (in a thread of
+its own, so the event loop never waits on the database and a storm of reconnecting
+screens never queues ahead of it):
 
-* the alerts every screen shows (:func:`intake.alerts.services.board_alerts`), escalating
-  emergencies nobody answered in time; when they differ from the last read, the whole
-  list goes to every stream (``state``). A screen's alerts are therefore always the
-  database's, whatever it missed while disconnected: a reconnect starts with the list;
+* the alerts every screen shows (:func:`intake.alerts.services.board_alerts`); when they
+  differ from the last read, the whole list goes to every stream (``state``). A screen's
+  alerts are therefore always the database's, whatever it missed while disconnected: a
+  reconnect starts with the list;
 * what changed for the worklist (:func:`intake.live.changes.changes_after`), sent to
   staff streams as ``changed`` with a sequence number, so a reconnecting page learns
   whether it missed something.
+
+The read only reads. What the hub writes (escalating emergencies nobody answered in
+time, closing day-old alerts, auditing which screen showed which alert, noting which
+boards are connected) is done beside it by a writer of its own, so a busy database
+delays those writes, never the screens.
 
 The cost per second is a few indexed queries however many screens are open; a stream
 costs a queue and a coroutine. A stream that cannot keep up (its queue is full) is
 closed, and its page reconnects to a fresh list. Every ``heartbeat`` seconds each stream
 gets a ``ping``, so a page can tell a dead connection from a quiet clinic; while the hub
-cannot read the database there is none, so the screens say they are cut off then too.
+cannot read the database there is none, and no new stream is let in, so the screens say
+they are cut off then too.
 
-Streams end when what let them in ends: a revoked board (at once on the ``device``
-notice, else within :data:`REVALIDATE` seconds) or a staff sign-in that has timed out,
-signed out or been disabled.
+Streams end when what let them in ends: a revoked board or one whose enrollment another
+browser took over (at once on the ``device`` notice, else within :data:`REVALIDATE`
+seconds), or a staff sign-in that has timed out, signed out or been disabled.
 """
 
 from __future__ import annotations
@@ -32,21 +39,22 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from intake import audit
 from intake.alerts import services as alerts
+from intake.auth import users
 from intake.config import Settings
 from intake.devices import services as devices
 from intake.live import changes
 from intake.live.notify import CHANNEL
-from intake.storage.models import AlertLevel, AlertState, Role, User, UserSession, utcnow
+from intake.storage.models import AlertLevel, AlertState, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +64,8 @@ SEEN_EVERY = 60.0  # seconds between notes of which boards are connected
 QUEUE_SIZE = 64
 CHANGE_HISTORY = 512
 SINCE_SLACK = 2.0  # seconds: clocks of the web and live processes, and the poll
-STAFF_ROLES = frozenset({Role.FRONT_DESK, Role.PRACTITIONER, Role.ADMIN})
+AUDIT_BATCH = 200  # "alert shown" events written per transaction
+T = TypeVar("T")
 
 
 def sse(event: str, data: Any, event_id: str | None = None) -> str:
@@ -68,12 +77,13 @@ def sse(event: str, data: Any, event_id: str | None = None) -> str:
 
 @dataclass(eq=False)
 class Stream:
-    """One open stream: a board (``device_id``) or a staff sign-in (``session_key``)."""
+    """One open stream: a board (its enrollment, ``device_token``) or a staff sign-in
+    (``session_key``)."""
 
     audience: str  # "board" or "staff"
-    principal: str  # "device:<id>" or "user:<id>": the cap counts per principal
+    principal: str  # "device:<id>" or "session:<key>": the cap counts per principal
     viewer: str  # who the audit trail names as having seen an alert
-    device_id: int | None = None
+    device_token: str | None = None
     session_key: str | None = None
     queue: asyncio.Queue[str | None] = field(
         default_factory=lambda: asyncio.Queue(maxsize=QUEUE_SIZE))
@@ -125,6 +135,7 @@ class Hub:
         self.clock = clock
         self.poll = poll
         self.revalidate_every = revalidate
+        self.stale_after = max(5.0, 5 * poll)
         self.tz = ZoneInfo(settings.display_timezone)
         self.streams: set[Stream] = set()
         self._by_principal: dict[str, list[Stream]] = {}  # oldest first
@@ -139,10 +150,17 @@ class Hub:
         self.staff_state = sse("state", {"alerts": [], "more": 0})
         self._state_key: Any = None
         self._board_key: Any = None
+        self._shown_ids: set[int] = set()
         self._displayed: dict[str, set[int]] = {}
+        self._to_audit: list[tuple[str, int]] = []
         self._wake = asyncio.Event()
-        self._revalidate_now = False
+        self._revalidate_now = asyncio.Event()
+        self._write_now = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        # One thread reads for the hub, one writes: neither queues behind the other,
+        # nor behind the sign-in checks of streams being opened (the default pool).
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="hub-read")
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="hub-write")
         self.ticks = 0
         self.last_tick: float | None = None
         self._primed = False
@@ -150,17 +168,13 @@ class Hub:
     # --- life -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Read the current state once (so the first stream gets it), then run. A
-        database that does not answer yet is retried by the loop: the process serves,
-        and its screens say they are cut off until it answers."""
-        try:
-            await self.tick()
-        except Exception as exc:
-            log.warning("live: cannot read the database at start (%s); retrying",
-                        type(exc).__name__)
+        """Start reading (at once) and serving. Until the first read succeeds the hub
+        is not fresh: no stream is let in, so screens say they are cut off, and a
+        database that does not answer yet never keeps the process from starting."""
         self._tasks = [asyncio.create_task(self._run(), name="hub"),
                        asyncio.create_task(self._heartbeats(), name="heartbeats"),
-                       asyncio.create_task(self._checks(), name="checks")]
+                       asyncio.create_task(self._checks(), name="checks"),
+                       asyncio.create_task(self._writes(), name="writes")]
         if self.settings.redis_url:
             self._tasks.append(asyncio.create_task(self._listen(), name="notices"))
 
@@ -172,37 +186,45 @@ class Hub:
                 await task
         for stream in list(self.streams):
             stream.close("shutdown")
+        self._reader.shutdown(wait=False, cancel_futures=True)
+        self._writer.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def fresh(self) -> bool:
+        """The last read of the database is recent: what the streams get is current."""
+        return self.last_tick is not None and time.monotonic() - self.last_tick \
+            <= self.stale_after
 
     def wake(self) -> None:
         self._wake.set()
 
+    async def _in(self, executor: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+
     async def _run(self) -> None:
         failing = False
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll)
-            self._wake.clear()
             try:
                 await self.tick()
-            except Exception as exc:  # the database is away: keep the streams, retry
+            except Exception as exc:  # the database is away: the screens will say so
                 if not failing:  # once per outage, not once a second
                     log.warning("live: cannot read the database (%s); the screens hear "
                                 "no heartbeat and say they are cut off",
                                 type(exc).__name__)
                 failing = True
-                await asyncio.sleep(self.poll)
             else:
                 if failing:
                     log.warning("live: the database answers again")
                 failing = False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll)
+            self._wake.clear()
 
     async def _heartbeats(self) -> None:
-        """A heartbeat says "alerts reach you": none while the hub cannot read the
-        database, so the screens say (and sound) that they are cut off."""
-        stale_after = max(5.0, 5 * self.poll)
+        """A heartbeat says "alerts reach you": none while the hub is not fresh."""
         while True:
             await asyncio.sleep(self.settings.live_heartbeat_seconds)
-            if self.last_tick is None or time.monotonic() - self.last_tick > stale_after:
+            if not self.fresh:
                 continue
             now = self.clock()
             ping = sse("ping", {"t": now.isoformat(timespec="seconds"),
@@ -211,20 +233,14 @@ class Hub:
                 stream.send(ping)
 
     async def _checks(self) -> None:
-        last_seen_note = 0.0
+        """Every REVALIDATE seconds, or at once on a device or sign-out notice."""
         while True:
-            # Woken early (within 50 ms) by a device or sign-out notice.
-            for _ in range(max(1, int(self.revalidate_every / 0.05))):
-                if self._revalidate_now:
-                    break
-                await asyncio.sleep(0.05)
-            self._revalidate_now = False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._revalidate_now.wait(),
+                                       timeout=self.revalidate_every)
+            self._revalidate_now.clear()
             try:
                 await self.revalidate()
-                if time.monotonic() - last_seen_note >= SEEN_EVERY:
-                    last_seen_note = time.monotonic()
-                    ids = sorted({s.device_id for s in self.streams if s.device_id})
-                    await asyncio.to_thread(self._mark_seen, ids)
             except Exception as exc:
                 log.warning("live: could not check the open streams (%s)", type(exc).__name__)
 
@@ -261,7 +277,7 @@ class Hub:
         except (ValueError, TypeError, AttributeError):
             return
         if kind in ("device", "session"):
-            self._revalidate_now = True
+            self._revalidate_now.set()
         self.wake()
 
     # --- streams ----------------------------------------------------------------------
@@ -273,16 +289,32 @@ class Hub:
         get in; its old connection may be half dead)."""
         same = self._by_principal.setdefault(stream.principal, [])  # oldest first
         while len(same) >= per_principal:
-            old = same.pop(0)
-            old.close("replaced")
-            self.streams.discard(old)
+            self._close(same[0], "replaced")
         same.append(stream)
         self.streams.add(stream)
         if first is not None:
             stream.send(first())
         stream.send(self.board_state if stream.audience == "board" else self.staff_state)
-        if self._board_key is not None:
-            self._note_displayed_soon(stream)
+        self._queue_displayed(stream, self._shown_ids)
+
+    def make_room(self, stream: Stream) -> bool:
+        """At the most streams: room for ``stream`` by closing its own principal's oldest
+        one, or, for a board, the oldest staff stream (boards are the screens that must
+        never be refused). False when there is none to close."""
+        same = self._by_principal.get(stream.principal)
+        if same:
+            self._close(same[0], "replaced")
+            return True
+        if stream.audience == "board":
+            staff = [s for s in self.streams if s.audience == "staff"]
+            if staff:
+                self._close(min(staff, key=lambda s: s.opened), "replaced")
+                return True
+        return False
+
+    def _close(self, stream: Stream, reason: str) -> None:
+        stream.close(reason)
+        self.remove(stream)
 
     def remove(self, stream: Stream) -> None:
         self.streams.discard(stream)
@@ -293,7 +325,7 @@ class Hub:
                 del self._by_principal[stream.principal]
 
     def held_by(self, principal: str) -> int:
-        """How many streams a board or user holds here now."""
+        """How many streams a board or sign-in holds here now."""
         return len(self._by_principal.get(principal, ()))
 
     def changes_since(self, last_event_id: str | None, since: float | None = None) -> str:
@@ -336,22 +368,10 @@ class Hub:
             found, cursor = changes.changes_after(session, self.cursor, self.seen)
             boards = devices.boards_connected(session, now)
         self.cursor = cursor
-        after = self.settings.alert_escalate_seconds
-        due = [v for v in views if v.level == AlertLevel.EMERGENCY
-               and v.state == AlertState.OPEN and not v.escalated
-               and (now - v.raised_at).total_seconds() >= after]
-        if due:
-            with self.writes.begin() as session:
-                escalated = alerts.escalate_due(session, after=after, now=now)
-            if escalated:
-                log.warning("live: %d emergency alert(s) unanswered for %d s: escalated",
-                            len(escalated), int(after))
-                with self.reads() as session:
-                    views, more = alerts.board_alerts(session, now)
         return Snapshot(views, more, found, now, boards)
 
     async def tick(self) -> None:
-        snap = await asyncio.to_thread(self._read)
+        snap = await self._in(self._reader, self._read)
         self.ticks += 1
         self.last_tick = time.monotonic()
         board_key = (tuple(snap.views), snap.more)
@@ -367,10 +387,13 @@ class Hub:
                 elif boards_changed:
                     stream.send(self.board_state)
         if boards_changed:
-            shown = {v.id for v in snap.views}
+            self._shown_ids = {v.id for v in snap.views}
             for viewer in list(self._displayed):  # forget alerts no screen shows any more
-                self._displayed[viewer] &= shown
-            await self._note_displayed(snap.views)
+                self._displayed[viewer] &= self._shown_ids
+            for stream in list(self.streams):
+                self._queue_displayed(stream, self._shown_ids)
+        if any(self._due(v, snap.now) for v in snap.views) or self._to_audit:
+            self._write_now.set()
         if snap.changes:
             self.seq += 1
             intakes = sorted({intake_id for _, intake_id in snap.changes})
@@ -382,16 +405,24 @@ class Hub:
                 if stream.audience == "staff":
                     stream.send(text)
 
+    def _due(self, view: alerts.AlertView, now: datetime) -> bool:
+        """An emergency nobody answered in time, not yet escalated; or an alert old
+        enough to be closed as expired."""
+        age = (now - view.raised_at).total_seconds()
+        if view.level == AlertLevel.EMERGENCY and view.state == AlertState.OPEN:
+            return not view.escalated and age >= self.settings.alert_escalate_seconds
+        return view.state != AlertState.DONE and age >= alerts.EXPIRE_AFTER.total_seconds()
+
     def _state_data(self, snap: Snapshot, *, staff: bool) -> dict[str, Any]:
         extra = {"boards": {"enrolled": snap.boards[0], "connected": snap.boards[1]}} \
             if staff else {}
         return {**extra,
-                "alerts": [self._alert(v, snap.now, staff=staff) for v in snap.views],
+                "alerts": [self._alert(v, staff=staff) for v in snap.views],
                 "more": snap.more, "t": snap.now.isoformat(timespec="seconds"),
                 "clock": snap.now.astimezone(self.tz).strftime("%H:%M:%S"),
                 "escalate_after": self.settings.alert_escalate_seconds}
 
-    def _alert(self, v: alerts.AlertView, now: datetime, *, staff: bool) -> dict[str, Any]:
+    def _alert(self, v: alerts.AlertView, *, staff: bool) -> dict[str, Any]:
         def who(w: alerts.Who | None) -> dict[str, str] | None:
             if w is None:
                 return None
@@ -409,82 +440,85 @@ class Hub:
             data["business_id"] = v.business_id
         return data
 
-    # --- who saw which patient --------------------------------------------------------
+    # --- what the hub writes, beside the reads ------------------------------------------
 
-    def _note_displayed_soon(self, stream: Stream) -> None:
-        views = self._board_key[0] if self._board_key else ()
-        task = asyncio.create_task(self._note_displayed(views, only=stream))
-        self._tasks.append(task)
-        task.add_done_callback(self._forget_task)
+    def _queue_displayed(self, stream: Stream, ids: set[int]) -> None:
+        """Note, once per viewer and alert in this process, that a screen showed an
+        alert (it names the patient): written to the audit trail by the writer."""
+        shown = self._displayed.setdefault(stream.viewer, set())
+        for alert_id in sorted(ids - shown):
+            shown.add(alert_id)
+            self._to_audit.append((stream.viewer, alert_id))
+        if self._to_audit:
+            self._write_now.set()
 
-    def _forget_task(self, task: asyncio.Task[None]) -> None:
-        if task in self._tasks:
-            self._tasks.remove(task)
-
-    async def _note_displayed(self, views: Any, only: Stream | None = None) -> None:
-        """Audit, once per viewer and alert in this process, that a screen showed an
-        alert (it names the patient)."""
-        ids = [v.id for v in views]
-        pending: list[tuple[str, int]] = []
-        for stream in ([only] if only else list(self.streams)):
-            shown = self._displayed.setdefault(stream.viewer, set())
-            for alert_id in ids:
-                if alert_id not in shown:
-                    shown.add(alert_id)
-                    pending.append((stream.viewer, alert_id))
-        if pending:
+    async def _writes(self) -> None:
+        last_seen_note = 0.0
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._write_now.wait(), timeout=SEEN_EVERY)
+            self._write_now.clear()
+            batch, self._to_audit = self._to_audit[:AUDIT_BATCH], self._to_audit[AUDIT_BATCH:]
+            boards: list[int] = []
+            if time.monotonic() - last_seen_note >= SEEN_EVERY:
+                last_seen_note = time.monotonic()
+                boards = sorted({int(s.principal.split(":", 1)[1]) for s in self.streams
+                                 if s.audience == "board"})
             try:
-                await asyncio.to_thread(self._record_displayed, pending)
+                changed = await self._in(self._writer, self._write, batch, boards)
             except Exception as exc:
-                log.warning("live: could not audit displayed alerts (%s)", type(exc).__name__)
-                for viewer, alert_id in pending:  # try again with the next change
-                    self._displayed.get(viewer, set()).discard(alert_id)
+                log.warning("live: could not write (%s); trying again", type(exc).__name__)
+                self._to_audit[:0] = batch
+                await asyncio.sleep(self.poll)
+                self._write_now.set()
+                continue
+            if changed:
+                self.wake()  # the screens get the new state at once
+            if self._to_audit:
+                self._write_now.set()
 
-    def _record_displayed(self, pending: list[tuple[str, int]]) -> None:
+    def _write(self, batch: list[tuple[str, int]], boards: list[int]) -> bool:
+        """Escalate, expire, audit what was shown, note connected boards. True when an
+        alert changed."""
+        now = self.clock()
         with self.writes.begin() as session:
-            for viewer, alert_id in pending:
-                audit.record(session, actor=viewer, action="alert.displayed",
-                             entity_type="alert", entity_id=str(alert_id),
-                             source=f"live:{audit.current_source()}")
+            escalated = alerts.escalate_due(session, after=self.settings.alert_escalate_seconds,
+                                            now=now)
+            expired = alerts.expire_old(session, now=now)
+        if escalated:
+            log.warning("live: %d emergency alert(s) unanswered for %d s: escalated",
+                        len(escalated), int(self.settings.alert_escalate_seconds))
+        if batch:
+            with self.writes.begin() as session:
+                for viewer, alert_id in batch:
+                    audit.record(session, actor=viewer, action="alert.displayed",
+                                 entity_type="alert", entity_id=str(alert_id),
+                                 source=f"live:{audit.current_source()}")
+        if boards:
+            with self.writes.begin() as session:
+                devices.mark_seen(session, boards, now)
+        return bool(escalated or expired)
 
     # --- do the streams' sign-ins and devices still hold? -----------------------------
 
     async def revalidate(self) -> None:
         streams = list(self.streams)
-        device_ids = sorted({s.device_id for s in streams if s.device_id is not None})
+        tokens = sorted({s.device_token for s in streams if s.device_token is not None})
         keys = sorted({s.session_key for s in streams if s.session_key is not None})
-        if not device_ids and not keys:
+        if not tokens and not keys:
             return
-        active, valid = await asyncio.to_thread(self._holding, device_ids, keys)
+        current, valid = await self._in(self._reader, self._holding, tokens, keys)
         for stream in streams:
-            if stream.device_id is not None and stream.device_id not in active:
-                stream.close("revoked")
-                self.remove(stream)
+            if stream.device_token is not None and stream.device_token not in current:
+                self._close(stream, "revoked")
             elif stream.session_key is not None and stream.session_key not in valid:
-                stream.close("signed_out")
-                self.remove(stream)
+                self._close(stream, "signed_out")
 
-    def _holding(self, device_ids: list[int], keys: list[str]) -> tuple[set[int], set[str]]:
-        now = self.clock()
+    def _holding(self, tokens: list[str], keys: list[str]) -> tuple[set[str], set[str]]:
         idle = timedelta(minutes=self.settings.session_idle_minutes)
         with self.reads() as session:
-            active = devices.active_ids(session, device_ids)
-            valid: set[str] = set()
-            if keys:
-                for key, last_seen, expires, is_active, role in session.execute(
-                        select(UserSession.id, UserSession.last_seen_at,
-                               UserSession.expires_at, User.active, User.role)
-                        .join(User, User.id == UserSession.user_id)
-                        .where(UserSession.id.in_(keys))).all():
-                    if is_active and expires > now and last_seen + idle > now \
-                            and role in STAFF_ROLES:
-                        valid.add(key)
-        return active, valid
-
-    def _mark_seen(self, ids: list[int]) -> None:
-        if ids:
-            with self.writes.begin() as session:
-                devices.mark_seen(session, ids, self.clock())
+            return (devices.current_tokens(session, tokens),
+                    users.still_valid(session, keys, now=self.clock(), idle=idle))
 
     def counts(self) -> dict[str, int]:
         boards = sum(1 for s in self.streams if s.audience == "board")

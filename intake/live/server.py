@@ -25,21 +25,20 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from intake.auth import users
 from intake.config import Settings
 from intake.devices import services as devices
-from intake.live.hub import STAFF_ROLES, Hub, Stream, sse
+from intake.live.hub import Hub, Stream, sse
 from intake.storage.db import read_session_factory, session_factory
-from intake.storage.models import DeviceKind, Role, utcnow
+from intake.storage.models import DeviceKind, utcnow
 
 log = logging.getLogger("intake.live")
 
-SESSION_COOKIE = "intake_session"
-DEVICE_COOKIE = "intake_device"
+T = TypeVar("T")
 HUB: web.AppKey[Hub] = web.AppKey("hub", Hub)
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings", Settings)
 STREAM_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8",
@@ -47,15 +46,8 @@ STREAM_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8",
                   "X-Content-Type-Options": "nosniff"}
 
 
-def _client_address(request: web.Request, hops: int) -> str:
-    """The client's address, trusting exactly ``hops`` proxies in front (as the web app
-    does), for the audit trail's "from where"."""
-    if hops:
-        forwarded = [p.strip() for p in request.headers.get("X-Forwarded-For", "").split(",")
-                     if p.strip()]
-        if len(forwarded) >= hops:
-            return forwarded[-hops][:100]
-    return (request.remote or "unknown")[:100]
+def _busy(text: str) -> web.Response:
+    return web.Response(status=503, headers={"Retry-After": "5"}, text=text)
 
 
 async def _open(request: web.Request, stream: Stream,
@@ -65,13 +57,14 @@ async def _open(request: web.Request, stream: Stream,
     no change read meanwhile falls between it and the stream."""
     hub = request.app[HUB]
     settings = request.app[SETTINGS]
-    held = hub.held_by(stream.principal)
-    # At the cap a new stream is refused, unless it replaces one of its own (a board
-    # that reloads gets in: its old connection may be half dead).
-    if len(hub.streams) >= settings.live_max_streams \
-            and held < settings.live_streams_per_client:
-        return web.Response(status=503, headers={"Retry-After": "5"},
-                            text="too many open streams")
+    if not hub.fresh:
+        # Nothing current to give: the page's stream fails and it says it is cut off,
+        # rather than showing an old list as if it were live.
+        return _busy("the alerts cannot be read now")
+    # At the most streams, a board gets in (by replacing its own oldest stream, or a
+    # staff page's); a new staff stream takes the place of its own sign-in's oldest.
+    if len(hub.streams) >= settings.live_max_streams and not hub.make_room(stream):
+        return _busy("too many open streams")
     response = web.StreamResponse(headers=STREAM_HEADERS)
     await response.prepare(request)
     # A browser reconnects two seconds after a dropped stream.
@@ -94,12 +87,30 @@ async def _open(request: web.Request, stream: Stream,
     return response
 
 
+async def _checked(request: web.Request, check: Callable[[Hub, str | None], T],
+                   cookie: str) -> T | web.Response:
+    """Who opens a stream, or a refusal: 503 while the alerts cannot be read (nothing
+    current to give; the page says it is cut off), also when the check itself cannot
+    reach the database."""
+    hub = request.app[HUB]
+    if not hub.fresh:
+        return _busy("the alerts cannot be read now")
+    try:
+        return await asyncio.to_thread(check, hub, request.cookies.get(cookie))
+    except Exception as exc:  # the database went away just now
+        log.warning("live: could not check a stream's device or sign-in (%s)",
+                    type(exc).__name__)
+        return _busy("the alerts cannot be read now")
+
+
 async def board_stream(request: web.Request) -> web.StreamResponse:
-    token = request.cookies.get(DEVICE_COOKIE)
-    device = await asyncio.to_thread(_identify_board, request.app[HUB], token)
+    device = await _checked(request, _identify_board, devices.COOKIE)
+    if isinstance(device, web.Response):
+        return device
     if device is None:
         return web.Response(status=401, text="not an enrolled board")
-    stream = Stream("board", f"device:{device.id}", device.actor, device_id=device.id)
+    stream = Stream("board", f"device:{device.id}", device.actor,
+                    device_token=device.token_hash)
     return await _open(request, stream)
 
 
@@ -112,12 +123,13 @@ def _identify_board(hub: Hub, token: str | None) -> devices.Known | None:
 
 async def staff_stream(request: web.Request) -> web.StreamResponse:
     hub = request.app[HUB]
-    active = await asyncio.to_thread(_load_session, hub, request.cookies.get(SESSION_COOKIE))
-    if active is None:
+    active = await _checked(request, _load_session, users.SESSION_COOKIE)
+    if isinstance(active, web.Response):
+        return active
+    if active is None:  # (every role is staff: the front desk, practitioners, admins)
         return web.Response(status=401, text="not signed in")
-    if Role(active.role) not in STAFF_ROLES:
-        return web.Response(status=403, text="not a staff role")
-    stream = Stream("staff", f"user:{active.user_id}", active.name,
+    # The cap counts per sign-in: one person's pages on two PCs never push each other out.
+    stream = Stream("staff", f"session:{active.session_key}", active.name,
                     session_key=active.session_key)
     try:
         since: float | None = float(request.query.get("since", ""))
@@ -140,10 +152,8 @@ def _load_session(hub: Hub, token: str | None) -> users.Active | None:
 
 async def healthz(request: web.Request) -> web.Response:
     hub = request.app[HUB]
-    loop = asyncio.get_running_loop()
-    fresh = hub.last_tick is not None and loop.time() - hub.last_tick < 30
-    body = {"status": "ok" if fresh else "stale", **hub.counts()}
-    return web.json_response(body, status=200 if fresh else 503,
+    body = {"status": "ok" if hub.fresh else "stale", **hub.counts()}
+    return web.json_response(body, status=200 if hub.fresh else 503,
                              headers={"Cache-Control": "no-store"})
 
 
@@ -153,8 +163,9 @@ def make_app(settings: Settings, *, upstream: str | None = None) -> web.Applicat
     limit = settings.max_body_bytes * 2 + 16384  # the web app answers 413 below this
     app = web.Application(client_max_size=limit)
     app[SETTINGS] = settings
-    app.router.add_get("/live/board", board_stream)
-    app.router.add_get("/live/staff", staff_stream)
+    # (No HEAD: it would open a stream that counts against the caps.)
+    app.router.add_get("/live/board", board_stream, allow_head=False)
+    app.router.add_get("/live/staff", staff_stream, allow_head=False)
     app.router.add_get("/live/healthz", healthz)
 
     async def hub_context(app: web.Application) -> Any:

@@ -178,11 +178,15 @@ def acknowledge_flag(session: Session, intake_id: str, flag_code: str, *, actor:
     done = _store(session, intake, ReviewKind.ACKNOWLEDGE_FLAG, actor, now,
                   job=JobKind.WRITEBACK, detail={"flag": flag_code}, flag_code=flag_code)
     acked[flag_code] = now
-    if all(code in acked for code in red_flag_codes(result)):
+    red = red_flag_codes(result)
+    if all(code in acked for code in red):
         intake.status = IntakeStatus.ACKNOWLEDGED
         intake.acknowledged_at = intake.acknowledged_at or now
-        # The practitioner has it: the boards stop sounding for this patient.
-        close_alerts(session, intake_id, by=actor.name, via="review", now=now)
+        if red:
+            # The practitioner has every red flag: the boards stop sounding for this
+            # patient. (Without a red flag, a same-day alert stays: someone must still
+            # speak with the patient.)
+            close_alerts(session, intake_id, by=actor.name, via="review", now=now)
     return done
 
 

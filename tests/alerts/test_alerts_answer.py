@@ -10,7 +10,14 @@ from collections.abc import Callable
 from typing import Any
 
 import redis
-from auth_helpers import audit_events, csrf_token, make_user, signed_in_client
+from auth_helpers import (
+    audit_events,
+    csrf_token,
+    make_user,
+    sign_in,
+    sign_out,
+    signed_in_client,
+)
 from sqlalchemy import select
 
 from intake import state
@@ -244,3 +251,46 @@ def test_an_answer_publishes_an_alert_notice(make_app: Callable[..., Any], sqlit
         assert listener.get_message(timeout=0.5) is None
     finally:
         listener.close()
+
+
+# --- a board open all day ---------------------------------------------------------------
+
+
+def test_a_board_gets_a_fresh_form_token_after_a_sign_in_on_its_pc(board_app: Any,
+                                                                    submit: Submit) -> None:
+    """Someone signs in on the reception PC: the CSRF cookie starts anew and the token the
+    board's page loaded with is refused; the page fetches a fresh one and answers."""
+    make_user(board_app, "aiko", "front_desk")
+    make_user(board_app, "desk.pc", "front_desk")
+    alert_id = _alert(board_app, submit)
+    client, old_token = _board(board_app)
+    sign_in(client, "desk.pc")  # on the same browser: a new CSRF cookie
+    sign_out(client)
+    form = {"state": "in_progress", "via": "board", "name": "aiko"}
+    assert client.post(f"/alerts/{alert_id}", data={**form, "csrf_token": old_token}
+                       ).status_code == 400
+    assert _stored(board_app, alert_id)[0] == "open"
+    fresh = client.get("/alerts/token")
+    assert fresh.status_code == 200 and fresh.headers["Cache-Control"] == "no-store"
+    token = fresh.get_json()["csrf_token"]
+    assert token != old_token
+    assert client.post(f"/alerts/{alert_id}", data={**form, "csrf_token": token}
+                       ).status_code == 200
+    assert _stored(board_app, alert_id)[:3] == ("in_progress", "aiko", f"board:{BOARD}")
+
+
+def test_the_board_page_renews_its_device_cookie(board_app: Any) -> None:
+    client, _ = _board(board_app)
+    page = client.get("/board")
+    cookie = next(c for c in page.headers.getlist("Set-Cookie")
+                  if c.startswith("intake_device="))
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    assert "Max-Age=34560000" in cookie  # 400 days from today, every time it opens
+
+
+def test_an_alert_id_no_database_holds_is_404_not_500(board_app: Any) -> None:
+    client, token = _desk(board_app)
+    for alert_id in (2**31, 10**30):
+        resp = client.post(f"/alerts/{alert_id}", data={
+            "state": "done", "via": "desk", "csrf_token": token})
+        assert resp.status_code == 404, alert_id

@@ -483,3 +483,55 @@ def test_no_reason_text_names_a_flag_or_a_diagnosis() -> None:
             named = [t for t in terms if t in words]
             assert named == [], (key, words, named)
             assert not any(code.lower() in words for code in codes), (key, words)
+
+
+# --- review follow-ups --------------------------------------------------------------------
+
+
+def test_a_retried_triage_keeps_an_answered_could_not_triage_alert(alerts_app: Any,
+                                                                   submit: Submit) -> None:
+    """Triage failed, the desk answered the 'could not be triaged' alert, then triage
+    succeeded as same day: the answered alert stands (no second one, no failure)."""
+    intake_id = submit(alerts_app, "pub-02", triage=False)
+    good = _break_answers(alerts_app, intake_id)
+    assert _triage(alerts_app, intake_id).status == "failed"
+    [failed] = _alerts(alerts_app, intake_id)
+    _answer(alerts_app, failed.id, "done")
+    with state(alerts_app).sessions.begin() as s:
+        s.get(Intake, intake_id).questionnaire_response = good  # type: ignore[union-attr]
+    assert _triage(alerts_app, intake_id).status == "triaged"
+    [alert] = _alerts(alerts_app, intake_id)
+    assert (alert.id, alert.level, alert.state) == (failed.id, "same_day", "done")
+
+
+def test_acknowledging_a_flag_without_red_flags_leaves_the_desk_alert(
+        alerts_app: Any, submit: Submit) -> None:
+    """Unanswered screening items (same day, no red flag): the practitioner's
+    acknowledgement closes no desk alert; someone must still speak with the patient."""
+    intake_id = submit(alerts_app, "pub-15")
+    alert = _only_alert(alerts_app, intake_id)
+    assert (alert.level, alert.state) == ("same_day", "open")
+    _acknowledge(alerts_app, intake_id, "INCOMPLETE_SCREENING", _practitioner(alerts_app))
+    assert _only_alert(alerts_app, intake_id).state == "open"
+
+
+def test_day_old_alerts_expire_but_an_unanswered_emergency_never_does(
+        alerts_app: Any, submit: Submit) -> None:
+    long_ago = utcnow() - timedelta(hours=19)
+    same_day = submit(alerts_app, "pub-02", record_number="MRN-X1", at=long_ago)
+    handled = submit(alerts_app, "pub-03", record_number="MRN-X2", at=long_ago)
+    waiting = submit(alerts_app, "pub-06", record_number="MRN-X3", at=long_ago)
+    recent = submit(alerts_app, "pub-02", record_number="MRN-X4")
+    _answer(alerts_app, _only_alert(alerts_app, handled).id, "in_progress")
+    with state(alerts_app).sessions.begin() as s:
+        expired = services.expire_old(s, now=utcnow())
+    assert sorted(expired) == sorted(_only_alert(alerts_app, i).id for i in (same_day, handled))
+    for intake_id in (same_day, handled):
+        alert = _only_alert(alerts_app, intake_id)
+        assert (alert.state, alert.done_by, alert.done_via) == ("done", "system", "expired")
+    assert _only_alert(alerts_app, waiting).state == "open"  # never by itself
+    assert _only_alert(alerts_app, recent).state == "open"
+    events = [e for e in audit_events(alerts_app, "alert.done") if e.detail["via"] == "expired"]
+    assert len(events) == 2 and all(e.actor == "system" for e in events)
+    with state(alerts_app).sessions.begin() as s:
+        assert services.expire_old(s, now=utcnow()) == []  # once

@@ -49,6 +49,7 @@ PUBLIC_RULES = {
     "/auth/state": "says only whether this browser is signed in",
     "/auth/keepalive": "says only whether this browser is signed in",
     "/auth/signout": "ends the session of the cookie sent, if any; shows nothing",
+    "/alerts/token": "a fresh CSRF token for this browser's own forms; no data",
     "/devices/enroll": "a device's enrollment: spends a one-time code from an admin "
                        "(wrong codes lock the address out); shows nothing",
     **OPEN_BY_STANDARD,

@@ -10,6 +10,7 @@ database once a second), ``notified`` listens for notices on the folder's privat
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -306,6 +307,37 @@ def test_each_board_that_shows_an_alert_is_audited_once(front: Front) -> None:
         other.close()
     assert {(b.name, a): displayed(app, b, a) for b in (one, two) for a in (first, second)} \
         == {(b.name, a): 1 for b in (one, two) for a in (first, second)}
+
+
+def test_a_board_whose_enrollment_moved_to_another_browser_is_cut_off(front: Front) -> None:
+    """A new code for the same board, typed on a new PC: the old PC's stream ends at
+    once (the enrollment page sends the notice) and it gets no more."""
+    app = front.app
+    board = enroll_board(app)
+    stream = open_board(front.notified, board)
+    try:
+        stream.until("state", 1)
+        with app.app_context(), state(app).sessions.begin() as s:
+            code = devices.new_code(s, board.name, actor="admin-test", now=utcnow()).code
+        new_pc = app.test_client()
+        page = new_pc.get("/devices/enroll").get_data(as_text=True)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+        assert token is not None
+        started = time.monotonic()
+        resp = new_pc.post("/devices/enroll", data={"csrf_token": token.group(1),
+                                                    "code": code})
+        assert resp.status_code == 303
+        bye = stream.until("bye", 2)
+        assert bye.data == {"reason": "revoked"} and bye.at - started < 2
+    finally:
+        stream.close()
+    with EventStream(front.notified.base, "/live/board", cookies=board.cookies) as old:
+        assert old.status == 401
+    moved = new_pc.get_cookie(DEVICE_COOKIE)
+    assert moved is not None
+    with EventStream(front.notified.base, "/live/board",
+                     cookies={DEVICE_COOKIE: moved.value}) as new:
+        assert new.status == 200
 
 
 def test_a_revoked_board_is_cut_off_at_once(front: Front) -> None:

@@ -135,7 +135,7 @@ def queued(stream: Stream) -> list[str | None]:
 
 
 def test_close_sends_bye_then_the_end() -> None:
-    stream = Stream("board", "device:1", "device:受付1", device_id=1)
+    stream = Stream("board", "device:1", "device:受付1", device_token="t" * 64)
     assert stream.send("one") and stream.send("two")
     stream.close("revoked")
     assert stream.closed == "revoked"
@@ -147,7 +147,7 @@ def test_close_sends_bye_then_the_end() -> None:
 
 
 def test_a_stream_that_does_not_keep_up_is_closed_as_slow() -> None:
-    stream = Stream("staff", "user:1", "dr-a", session_key="k")
+    stream = Stream("staff", "session:k", "dr-a", session_key="k")
     for n in range(QUEUE_SIZE):
         assert stream.send(f"event {n}")
     assert stream.send("one too many") is False

@@ -1,10 +1,12 @@
 """Heartbeats and the live process's limits: a ``ping`` every
 ``INTAKE_LIVE_HEARTBEAT_SECONDS``; at most ``INTAKE_LIVE_STREAMS_PER_CLIENT`` streams per
-board or staff user (a new one closes the oldest: ``bye replaced``); at most
-``INTAKE_LIVE_MAX_STREAMS`` in all (then 503 with Retry-After)."""
+board or staff sign-in (a new one closes the oldest: ``bye replaced``); at most
+``INTAKE_LIVE_MAX_STREAMS`` in all (then 503 with Retry-After), except that a board is
+never refused while a staff page holds a stream it can take; no HEAD on a stream."""
 
 from __future__ import annotations
 
+import http.client
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -90,20 +92,28 @@ def test_a_new_stream_of_the_same_board_closes_its_oldest(
     assert limits.live.health()["boards"] == 3
 
 
-def test_the_cap_counts_a_staff_user_not_a_sign_in(
-        limits: Limits, streams: list[EventStream]) -> None:
+def test_the_cap_counts_per_sign_in(limits: Limits, streams: list[EventStream]) -> None:
+    """One person's pages on two PCs never push each other out: the cap is per sign-in."""
     app = limits.app
     desk = signed_in_client(app, "front_desk", "desk-tabs")
     laptop = signed_in_client(app, "front_desk", "desk-tabs")  # the same user elsewhere
     oldest = open_stream(limits, streams, "/live/staff", session_cookies(desk))
     oldest.until("state", 1)
-    second = open_stream(limits, streams, "/live/staff", session_cookies(laptop))
-    second.until("state", 1)
-    third = open_stream(limits, streams, "/live/staff", session_cookies(desk))
-    third.until("state", 1)
+    elsewhere = [open_stream(limits, streams, "/live/staff", session_cookies(laptop))
+                 for _ in range(PER_CLIENT)]
+    for stream in elsewhere:
+        stream.until("state", 1)
+    newer = [open_stream(limits, streams, "/live/staff", session_cookies(desk))
+             for _ in range(PER_CLIENT - 1)]
+    for stream in newer:
+        stream.until("state", 1)
+    oldest.drain()
+    assert not any(e.name == "bye" for e in oldest.events)  # the desk's own cap not reached
+    newest = open_stream(limits, streams, "/live/staff", session_cookies(desk))
+    newest.until("state", 1)
     assert oldest.until("bye", 2).data == {"reason": "replaced"}
     assert oldest.rest(2) == []
-    for alive in (second, third):
+    for alive in (*elsewhere, *newer, newest):
         alive.drain()
         alive.until("ping", 2)
         assert not any(e.name == "bye" for e in alive.events)
@@ -164,3 +174,37 @@ def test_a_stopping_process_says_goodbye(limits: Limits) -> None:
     finally:
         for stream in streams:
             stream.close()
+
+
+def test_at_the_most_streams_a_new_board_takes_a_staff_pages_place(
+        limits: Limits, streams: list[EventStream]) -> None:
+    """The boards are the screens that must never be refused."""
+    doctor = signed_in_client(limits.app, "practitioner", "dr-full")
+    staff = [open_stream(limits, streams, "/live/staff", session_cookies(
+        signed_in_client(limits.app, "practitioner", "dr-full"))) for _ in range(2)]
+    boards = [enroll_board(limits.app) for _ in range(MAX_STREAMS - 2)]
+    for board in boards:
+        opened = open_stream(limits, streams, "/live/board", board.cookies)
+        opened.until("state", 1)
+    for page in staff:
+        page.until("state", 1)
+    assert limits.live.health()["streams"] == MAX_STREAMS
+    refused = open_stream(limits, streams, "/live/staff", session_cookies(doctor))
+    assert refused.status == 503  # a new staff page waits
+    late = open_stream(limits, streams, "/live/board", enroll_board(limits.app).cookies)
+    assert late.status == 200  # a new board gets in...
+    late.until("state", 1)
+    assert staff[0].until("bye", 2).data == {"reason": "replaced"}  # ...in the oldest's place
+    assert limits.live.health()["streams"] == MAX_STREAMS
+
+
+def test_a_head_request_opens_no_stream(limits: Limits) -> None:
+    board = enroll_board(limits.app)
+    conn = http.client.HTTPConnection(limits.live.host, limits.live.port, timeout=10)
+    try:
+        conn.request("HEAD", "/live/board", headers={"Cookie": f"intake_device={board.cookie}"})
+        status = conn.getresponse().status
+    finally:
+        conn.close()
+    assert status == 405
+    assert limits.live.health()["streams"] == 0

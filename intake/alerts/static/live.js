@@ -108,10 +108,8 @@
 
   function soundTick() {
     var now = Date.now();
-    if (lost) {
-      if (now >= nextLostTone) { play("lost"); nextLostTone = now + 5000; }
-      return;
-    }
+    if (lost && now >= nextLostTone) { play("lost"); nextLostTone = now + 5000; }
+    // An emergency last seen unanswered keeps sounding while cut off too.
     if (alarmLevel > 0 && now >= nextAlarm) {
       play(alarmLevel === 2 ? "escalated" : "alarm");
       nextAlarm = now + (alarmLevel === 2 ? 2000 : 4000);
@@ -275,7 +273,7 @@
     message.hidden = !text;
   }
 
-  function send(alertId, state, name) {
+  function post(alertId, state, name) {
     var body = new FormData();
     body.append("csrf_token", csrf);
     body.append("state", state);
@@ -283,6 +281,17 @@
     if (name) { body.append("name", name); }
     return fetch(answerUrl.replace("ALERT_ID", String(alertId)), {
       method: "POST", body: body, credentials: "same-origin", cache: "no-store"
+    });
+  }
+
+  function send(alertId, state, name) {
+    return post(alertId, state, name).then(function (r) {
+      if (r.status !== 400) { return r; }
+      // A page open all day outlives its form token (a sign-in on this PC starts a new
+      // one): fetch a fresh one and try once more.
+      return fetch("/alerts/token", { credentials: "same-origin", cache: "no-store" })
+        .then(function (t) { return t.json(); })
+        .then(function (data) { csrf = data.csrf_token; return post(alertId, state, name); });
     }).then(function (r) {
       if (r.status === 409) { say(T.answer_conflict); return; }
       if (!r.ok) { throw new Error(String(r.status)); }
@@ -377,6 +386,20 @@
     root.setAttribute("data-live", "revoked");
   }
 
+  function showReplaced() {
+    // This page's place was taken by a newer page of the same board or sign-in: it
+    // stops, silent, and says so (reloading it takes the place back).
+    stopped = true;
+    if (source) { source.close(); }
+    alarmLevel = 0;
+    lost = false;
+    var replaced = document.getElementById("live-replaced");
+    if (replaced) { replaced.hidden = false; }
+    if (liveOk) { liveOk.hidden = true; }
+    if (liveLost) { liveLost.hidden = true; }
+    root.setAttribute("data-live", "replaced");
+  }
+
   function open() {
     if (stopped) { return; }
     if (source) { source.close(); }
@@ -388,7 +411,8 @@
       : (since ? "since=" + encodeURIComponent(since) : "");
     var url = streamUrl + (query ? (streamUrl.indexOf("?") < 0 ? "?" : "&") + query : "");
     source = new EventSource(url);
-    source.addEventListener("open", function () { heard(); });
+    // (An open connection alone proves nothing: only a state or a heartbeat says the
+    // alerts reach this screen.)
     source.addEventListener("ping", heard);
     source.addEventListener("state", function (event) {
       heard(event);
@@ -403,10 +427,15 @@
       try { reason = JSON.parse(event.data).reason; } catch (e) { /* */ }
       if (reason === "revoked") {
         showRevoked();
+      } else if (reason === "replaced") {
+        showReplaced();
       } else if (reason === "signed_out") {
-        stopped = true;
+        // The page leaves if the sign-in has really ended (staff.js); if not (signed in
+        // again meanwhile), the stream comes back. Until then: cut off, and said so.
         source.close();
+        setLost(true);
         document.dispatchEvent(new CustomEvent("intake:signed-out"));
+        if (!reopenTimer) { reopenTimer = window.setTimeout(open, 2000); }
       }
     });
     source.onerror = function () {
