@@ -581,8 +581,9 @@ def done() -> BaseResponse | str:
     if message is None and waited < timing.result_wait:
         return _page("kiosk/waiting.html", lang, wait_left=timing.result_wait - waited)
     # Triage not finished in time: the same-day message is the safe default (a staff
-    # member comes to the patient; an emergency result still alerts the desk, and this
-    # tablet shows it when it next returns to its start screen).
+    # member comes to the patient; an emergency result still alerts the desk at once,
+    # and this tablet shows it if it arrives before the tablet next returns to its start
+    # screen, after which the tablet belongs to the next patient).
     return _page("kiosk/done.html", lang, message_key=f"msg_{message or 'same_day'}",
                  emergency=message == "emergency", errors={})
 

@@ -49,6 +49,13 @@ def make_engine(url: str, *, reader: bool = False) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin_read if reader else _sqlite_begin)
+    elif reader:
+        # A reader that must never hang (the live process's hub): a statement or a
+        # connection that takes this long is given up, and its screens say they are cut
+        # off until the next read succeeds.
+        engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5,
+                               connect_args={"connect_timeout": 5,
+                                             "options": "-c statement_timeout=5000"})
     else:
         engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
     return engine
