@@ -267,15 +267,20 @@ def devices_revoke(name: str) -> None:
 
 @devices.command("list")
 def devices_list() -> None:
-    """Every device: name, kind, state (active, pending, revoked, not_enrolled) and when
-    it was last seen (UTC)."""
+    """Every device: name, kind, state (active, pending, revoked, not_enrolled; a board
+    "connected" while a live stream holds it) and when it was last seen (local time)."""
+    from zoneinfo import ZoneInfo
+
     from intake.devices.services import list_devices
     from intake.storage.models import utcnow
 
+    tz = ZoneInfo(_settings().display_timezone)
     rows = _device_command(lambda s: list_devices(s, utcnow()))
     for row in rows:
-        seen = f"{row.last_seen_at:%Y-%m-%d %H:%M}" if row.last_seen_at else "never"
-        click.echo(f"{row.name}\t{row.kind}\t{row.state}\tlast seen {seen}")
+        seen = f"{row.last_seen_at.astimezone(tz):%Y-%m-%d %H:%M}" if row.last_seen_at \
+            else "never"
+        now_on = ", connected" if row.connected else ""
+        click.echo(f"{row.name}\t{row.kind}\t{row.state}{now_on}\tlast seen {seen}")
 
 
 @main.group()

@@ -180,6 +180,7 @@ CATALOG: dict[str, tuple[str, str]] = {
     "by_who": ("実行：{who}", "by {who}"),
     "not_yet": ("まだ", "not yet"),
     "never_seen": ("なし", "never"),
+    "connected_now": ("接続中", "connected now"),
     "not_revoked": ("いいえ", "no"),
     "state_active": ("使用中", "active"),
     "state_pending": ("登録待ち（コード発行済み）", "pending code"),

@@ -115,6 +115,7 @@ class DeviceView:
     revoked_at: str | None
     revoked_by: str | None
     code_expires_at: str | None  # while an unused code is valid
+    connected: bool  # a board's live stream noted it in the last few minutes
 
 
 def devices(session: Session, now: datetime, tz: ZoneInfo) -> list[DeviceView]:
@@ -125,7 +126,8 @@ def devices(session: Session, now: datetime, tz: ZoneInfo) -> list[DeviceView]:
 
     return [DeviceView(r.id, r.name, r.kind, r.state, local_time(r.created_at, tz),
                        r.created_by, local(r.enrolled_at), local(r.last_seen_at),
-                       local(r.revoked_at), r.revoked_by, local(r.code_expires_at))
+                       local(r.revoked_at), r.revoked_by, local(r.code_expires_at),
+                       r.connected)
             for r in device_services.list_devices(session, now)]
 
 

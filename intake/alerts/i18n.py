@@ -17,11 +17,17 @@ CATALOG: dict[str, tuple[str, str]] = {
                          "leave this screen open."),
     "sound_off": ("音が出ません。ここをタップしてください", "No sound: tap here"),
     "sound_on": ("通知音: オン", "Sound: on"),
+    "sound_off_alarm": ("緊急アラートがあります: タップして音を出してください",
+                        "Emergency waiting: tap to turn the sound on"),
     "live_ok": ("受信中", "Receiving"),
     "live_checked": ("最終確認 {time}", "Last checked {time}"),
     "live_lost": ("接続が切れています: 緊急アラートを受信できません。再接続しています…",
                   "Connection lost: emergency alerts are NOT being received. "
                   "Reconnecting…"),
+    "lost_since": ("最終受信 {time}。タブレットと受付を直接確認してください。",
+                   "Last received {time}. Check the tablets and the desk in person."),
+    "confirm_done": ("確認済にすると、すべての画面でこのアラートが止まります。よろしいですか?",
+                     "Marking it done stops this alert on every screen. Go ahead?"),
     "revoked": ("この端末の登録は取り消されました。アラートは表示されません。管理者に連絡して"
                 "ください。",
                 "This device's registration was revoked: no alerts are shown. Contact an "

@@ -390,7 +390,11 @@ def _board_order(view: AlertView) -> tuple[bool, int, int, float]:
             when)
 
 
+_ROLE_ORDER = {"front_desk": 0, "practitioner": 1, "admin": 2}
+
+
 def staff_names(session: Session) -> list[str]:
-    """The active staff a board offers when asking who is answering an alert."""
-    return list(session.execute(select(User.name).where(User.active.is_(True))
-                                .order_by(User.name)).scalars())
+    """The active staff a board offers when asking who is answering an alert: the
+    front desk first (they answer most), then practitioners, then admins."""
+    rows = session.execute(select(User.name, User.role).where(User.active.is_(True))).all()
+    return [name for name, _ in sorted(rows, key=lambda r: (_ROLE_ORDER.get(r[1], 9), r[0]))]

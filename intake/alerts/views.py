@@ -25,6 +25,7 @@ from intake.auth.i18n import translator
 from intake.auth.web import error_page, load_principal, staff_lang
 from intake.devices.web import current_device, renew_device_cookie
 from intake.kiosk.web import csrf_token, protect
+from intake.live.changes import latest_cursor
 from intake.live.notify import publish
 from intake.storage.models import DeviceKind, Role, utcnow
 
@@ -49,11 +50,14 @@ bp.register_error_handler(HTTPException, _http_error)
 
 def live_context(lang: str) -> dict[str, Any]:
     """What ``alerts/_live.html`` needs besides its mode: the alert list's wording (for
-    the script, as JSON), the heartbeat, and ``at`` for its own strings."""
+    the script, as JSON), the heartbeat, ``at`` for its own strings, and where the page's
+    data was read (time and database cursor: its stream announces what changed after;
+    call this before reading the page's data)."""
+    with state().sessions() as session:
+        cursor = latest_cursor(session)
     return {"labels": json.dumps(labels(lang), ensure_ascii=False, separators=(",", ":")),
             "heartbeat": state().settings.live_heartbeat_seconds,
-            # When the page's data was read: its stream announces what changed after.
-            "since": f"{time.time():.3f}",
+            "since": f"{time.time():.3f}", "cursor": str(cursor),
             "at": translator(lang, CATALOG)}
 
 

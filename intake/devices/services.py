@@ -271,6 +271,7 @@ class DeviceRow:
     revoked_at: datetime | None
     revoked_by: str | None
     code_expires_at: datetime | None
+    connected: bool  # a live process noted it within BOARD_LIVE_WINDOW (boards)
 
 
 def state_of(device: Device, now: datetime) -> str:
@@ -284,7 +285,12 @@ def state_of(device: Device, now: datetime) -> str:
 
 def list_devices(session: Session, now: datetime) -> list[DeviceRow]:
     rows = session.execute(select(Device).order_by(Device.kind, Device.name)).scalars()
-    return [DeviceRow(d.id, d.name, d.kind, state_of(d, now), d.created_at, d.created_by,
-                      d.enrolled_at, d.last_seen_at, d.revoked_at, d.revoked_by,
-                      d.code_expires_at if state_of(d, now) == "pending" else None)
-            for d in rows]
+    out = []
+    for d in rows:
+        state = state_of(d, now)
+        connected = state == "active" and d.last_seen_at is not None \
+            and now - d.last_seen_at <= BOARD_LIVE_WINDOW
+        out.append(DeviceRow(d.id, d.name, d.kind, state, d.created_at, d.created_by,
+                             d.enrolled_at, d.last_seen_at, d.revoked_at, d.revoked_by,
+                             d.code_expires_at if state == "pending" else None, connected))
+    return out

@@ -82,8 +82,10 @@ CATALOG: dict[str, tuple[str, str]] = {
     "finish": ("終了", "Finish"),
     "emergency_wait": ("受付の画面にもお知らせしています。", "The reception desk's screen has "
                        "been alerted too."),
-    "clear_title": ("スタッフ用: 対応したらPINを入力して終了", "Staff: enter the PIN once you "
-                    "have seen the patient"),
+    "emergency_stay": ("動くのがつらい方は、その場でお待ちください。スタッフが参ります。",
+                       "If moving is hard, please stay where you are: a member of staff "
+                       "will come to you."),
+    "clear_title": ("スタッフ用", "For staff"),
     "clear_submit": ("終了して最初の画面へ", "Finish and go to the start screen"),
     # --- idle ---------------------------------------------------------------------------
     "idle_title": ("まだ続けますか?", "Are you still there?"),

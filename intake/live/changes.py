@@ -33,6 +33,23 @@ class Cursor:
     action: int = 0
     received_us: int = 0
 
+    def __str__(self) -> str:
+        return f"{self.result}.{self.attempt}.{self.action}.{self.received_us}"
+
+    @classmethod
+    def parse(cls, raw: str | None) -> Cursor | None:
+        """The form :meth:`__str__` gives (a page's cursor, from its URL), or None."""
+        parts = (raw or "").split(".")
+        if len(parts) != 4 or not all(p.isdigit() and len(p) <= 18 for p in parts):
+            return None
+        return cls(*(int(p) for p in parts))
+
+    def covers(self, kind: str, key: int) -> bool:
+        """Whether a page read at this cursor already had the change (kind, key)."""
+        limit = {"result": self.result, "delivery": self.attempt, "review": self.action,
+                 "intake": self.received_us}[kind]
+        return key <= limit
+
 
 def _micros(value: datetime) -> int:
     return int(value.timestamp() * 1_000_000)
@@ -64,11 +81,12 @@ class Seen:
 
 
 def changes_after(session: Session, cursor: Cursor, seen: Seen,
-                  limit: int = 500) -> tuple[list[tuple[str, str]], Cursor]:
-    """(kind, intake id) for every change after ``cursor`` not reported before, oldest
-    first per kind, and the new cursor. Kinds: ``result``, ``delivery``, ``review``,
-    ``intake``."""
-    out: list[tuple[str, str]] = []
+                  limit: int = 500) -> tuple[list[tuple[str, str, int]], Cursor]:
+    """(kind, intake id, key) for every change after ``cursor`` not reported before,
+    oldest first per kind, and the new cursor. Kinds: ``result``, ``delivery``,
+    ``review`` (the key is the row's id), ``intake`` (the key is its arrival time in
+    microseconds), as :meth:`Cursor.covers` compares them."""
+    out: list[tuple[str, str, int]] = []
     result_id, attempt_id, action_id, received_us = (cursor.result, cursor.attempt,
                                                      cursor.action, cursor.received_us)
     for kind, model, start in (("result", TriageResult, cursor.result),
@@ -82,7 +100,7 @@ def changes_after(session: Session, cursor: Cursor, seen: Seen,
         for row_id, intake_id in rows:
             newest = max(newest, int(row_id))
             if seen.first_time((kind, int(row_id))):
-                out.append((kind, intake_id))
+                out.append((kind, intake_id, int(row_id)))
         if kind == "result":
             result_id = newest
         elif kind == "delivery":
@@ -97,5 +115,5 @@ def changes_after(session: Session, cursor: Cursor, seen: Seen,
             query.order_by(Intake.received_at).limit(limit)).all():
         received_us = max(received_us, _micros(received_at))
         if seen.first_time(("intake", intake_id)):
-            out.append(("intake", intake_id))
+            out.append(("intake", intake_id, _micros(received_at)))
     return out, Cursor(result_id, attempt_id, action_id, received_us)

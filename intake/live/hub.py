@@ -118,7 +118,7 @@ class Snapshot:
 
     views: list[alerts.AlertView]
     more: int
-    changes: list[tuple[str, str]]
+    changes: list[tuple[str, str, int]]
     now: datetime
     boards: tuple[int, int]  # enrolled, connected
 
@@ -141,7 +141,7 @@ class Hub:
         self._by_principal: dict[str, list[Stream]] = {}  # oldest first
         self.epoch = secrets.token_hex(4)
         self.seq = 0
-        # (seq, wall time, intake ids as JSON) of the newest batches of changes.
+        # (seq, wall time, [[kind, intake id, key], ...] as JSON) of the newest batches.
         self.history: deque[tuple[int, float, str]] = deque(maxlen=CHANGE_HISTORY)
         self.started_wall = time.time()
         self.cursor = changes.Cursor()
@@ -328,11 +328,13 @@ class Hub:
         """How many streams a board or sign-in holds here now."""
         return len(self._by_principal.get(principal, ()))
 
-    def changes_since(self, last_event_id: str | None, since: float | None = None) -> str:
-        """The first ``changed`` event of a staff stream: the intakes of the batches it
-        missed, by its last event id (a reconnect) or by ``since`` (when its page was
-        rendered, epoch seconds; a new page), or ``all`` when this process cannot tell
-        (it started after the page, or the history is too short)."""
+    def changes_since(self, last_event_id: str | None, since: float | None = None,
+                      cursor: changes.Cursor | None = None) -> str:
+        """The first ``changed`` event of a staff stream: the intakes of the changes it
+        missed, by its last event id (a reconnect), or by ``since`` (when its page was
+        rendered, epoch seconds) less what its ``cursor`` (the database's at render)
+        says the page already had (a new page); or ``all`` when this process cannot
+        tell (it started after the page, or its history is too short)."""
         event_id = f"{self.epoch}-{self.seq}"
         batches: list[tuple[int, float, str]] | None = None
         seq = None
@@ -346,9 +348,14 @@ class Hub:
             oldest_time = self.history[0][1] if self.history else time.time()
             if len(self.history) < CHANGE_HISTORY or since - SINCE_SLACK >= oldest_time:
                 batches = [b for b in self.history if b[1] >= since - SINCE_SLACK]
+        else:
+            cursor = None
         if batches is None:
             return sse("changed", {"intakes": [], "all": True}, event_id)
-        intakes = sorted({i for _, _, ids in batches for i in json.loads(ids)})
+        intakes = sorted({intake for _, _, rows in batches
+                          for kind, intake, key in json.loads(rows)
+                          if seq is not None or cursor is None
+                          or not cursor.covers(kind, key)})
         return sse("changed", {"intakes": intakes, "all": False}, event_id)
 
     # --- one read ---------------------------------------------------------------------
@@ -396,10 +403,10 @@ class Hub:
             self._write_now.set()
         if snap.changes:
             self.seq += 1
-            intakes = sorted({intake_id for _, intake_id in snap.changes})
-            self.history.append((self.seq, time.time(), json.dumps(intakes)))
+            intakes = sorted({intake_id for _, intake_id, _ in snap.changes})
+            self.history.append((self.seq, time.time(), json.dumps(snap.changes)))
             text = sse("changed", {"intakes": intakes, "all": False,
-                                   "kinds": sorted({k for k, _ in snap.changes})},
+                                   "kinds": sorted({k for k, _, _ in snap.changes})},
                        f"{self.epoch}-{self.seq}")
             for stream in list(self.streams):
                 if stream.audience == "staff":

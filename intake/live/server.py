@@ -32,6 +32,7 @@ from aiohttp import web
 from intake.auth import users
 from intake.config import Settings
 from intake.devices import services as devices
+from intake.live import changes
 from intake.live.hub import Hub, Stream, sse
 from intake.storage.db import read_session_factory, session_factory
 from intake.storage.models import DeviceKind, utcnow
@@ -136,7 +137,8 @@ async def staff_stream(request: web.Request) -> web.StreamResponse:
     except ValueError:
         since = None
     last = request.headers.get("Last-Event-ID") or request.query.get("last")
-    return await _open(request, stream, lambda: hub.changes_since(last, since))
+    cursor = changes.Cursor.parse(request.query.get("cursor"))
+    return await _open(request, stream, lambda: hub.changes_since(last, since, cursor))
 
 
 def _load_session(hub: Hub, token: str | None) -> users.Active | None:

@@ -90,13 +90,15 @@ def test_board_page_streams_alerts_and_holds_no_patient_data(board_app: Any,
 
 
 def test_board_staff_lists_active_users_only(board_app: Any) -> None:
-    make_user(board_app, "aiko", "front_desk")
-    make_user(board_app, "ben", "practitioner")
+    make_user(board_app, "aiko", "practitioner")
+    make_user(board_app, "ben", "front_desk")
     make_user(board_app, "carol", "admin", active=False)
+    make_user(board_app, "dan", "admin")
     client, _ = _board(board_app)
     resp = client.get("/board/staff")
     assert resp.status_code == 200
-    assert resp.get_json() == {"names": ["aiko", "ben"]}
+    # The front desk first (they answer most), then practitioners, then admins.
+    assert resp.get_json() == {"names": ["ben", "aiko", "dan"]}
     assert board_app.test_client().get("/board/staff").status_code == 401
 
 
@@ -230,7 +232,9 @@ def test_revoked_board_is_sent_to_enrollment_and_cannot_answer(board_app: Any,
 
 
 def test_an_answer_publishes_an_alert_notice(make_app: Callable[..., Any], sqlite_url: str,
-                                             clean_redis: str, submit: Submit) -> None:
+                                             private_redis: Any, submit: Submit) -> None:
+    # (A Redis of this test alone: notices span a Redis server's databases.)
+    clean_redis = private_redis.url
     app = make_app(sqlite_url, redis_url=clean_redis)
     alert_id = _alert(app, submit)
     client, token = _desk(app)

@@ -77,7 +77,8 @@ def test_worklist_live_and_case_actions(stack: Any, new_page: Any, audit: Audit)
     shoot(page, "review-worklist", both=False)
 
     # Sound on (a click is the interaction browsers require), then an emergency arrives.
-    page.get_by_role("button", name="音が出ません。ここをタップしてください").click()
+    # (Its words: "no sound, tap here", or louder while an emergency waits unheard.)
+    page.locator("#sound-off").click()
     page.wait_for_function("() => document.getElementById('live').dataset.sound === 'on'")
     alarms = "() => +(document.getElementById('live').dataset.tonesAlarm || 0)"
     record = "BR-REVIEW-1"

@@ -106,6 +106,7 @@ def test_walk_a_case_through_the_tablet(stack: Any, new_page: Any, audit: Audit,
         page.go_back()
         page.locator("#done").wait_for()
         assert message in page.locator("#done h1").inner_text()
+        page.get_by_text("スタッフ用" if lang == "ja" else "For staff").click()
         page.fill("#f-pin", PIN)
         with page.expect_navigation():
             page.get_by_role("button", name="終了して最初の画面へ" if lang == "ja"

@@ -110,13 +110,13 @@ def test_add_code_list_revoke(cli: Any) -> None:
     assert verdict.ok and verdict.device is not None and verdict.device.name == "受付1"
     board_token = verdict.token
     states = _states(cli)
-    assert states["受付1"][:2] == ("board", "active")
+    assert states["受付1"][:2] == ("board", "active, connected")  # enrolling is being seen
     assert re.fullmatch(r"last seen \d{4}-\d\d-\d\d \d\d:\d\d", states["受付1"][2])
     # A new code for the tablet: the first one stops working, the new one enrolls.
     new_tablet = _code(cli("devices", "code", "Tablet 1"), "Tablet 1", "tablet")
     assert not _enroll(sessions, tablet_code).ok
     assert _enroll(sessions, new_tablet).ok
-    assert _states(cli)["Tablet 1"][1] == "active"
+    assert _states(cli)["Tablet 1"][1] == "active, connected"
     # Revoked: the board's token no longer identifies it.
     out = cli("devices", "revoke", "受付1")
     assert out.exit_code == 0 and out.output.strip() == "device 受付1 revoked"
@@ -133,6 +133,10 @@ def test_add_code_list_revoke(cli: Any) -> None:
     again = _code(cli("devices", "code", "受付1"), "受付1", "board")
     assert _states(cli)["受付1"][1] == "pending"
     assert _enroll(sessions, again).ok
+    assert _states(cli)["受付1"][1] == "active, connected"
+    with sessions.begin() as s:  # ...and a board no live process has noted for a while
+        s.execute(update(Device).where(Device.name == "受付1").values(
+            last_seen_at=utcnow() - timedelta(minutes=5)))
     assert _states(cli)["受付1"][1] == "active"
     # Everything audited as the command line, never with a code.
     with sessions() as s:

@@ -37,7 +37,7 @@ def hub(tmp_path: Path) -> Hub:
 def add_batch(hub: Hub, *intakes: str, at: float) -> None:
     """What :meth:`Hub.tick` records for one read that found changes."""
     hub.seq += 1
-    hub.history.append((hub.seq, at, json.dumps(sorted(intakes))))
+    hub.history.append((hub.seq, at, json.dumps([["result", i, 0] for i in sorted(intakes)])))
 
 
 def parse(text: str) -> tuple[str | None, str, Any]:
@@ -197,8 +197,9 @@ def test_a_late_commit_is_reported_once_and_nothing_twice(make_app: Any,
         nonlocal cursor
         with sessions() as s:
             found, cursor = changes.changes_after(s, cursor, seen)
-        reported.extend(found)
-        return found
+        pairs = [(kind, intake) for kind, intake, _ in found]
+        reported.extend(pairs)
+        return pairs
 
     assert read() == []
     a, b, c = (submit(app, ROUTINE, triage=False) for _ in range(3))
@@ -240,3 +241,25 @@ def test_a_late_commit_is_reported_once_and_nothing_twice(make_app: Any,
     # Each row once, over all those reads; nothing from before the start.
     assert len(reported) == 3 + 3 * 3 + 1 == len(set(reported))
     assert before not in {i for _, i in reported}
+
+
+def test_a_new_page_is_told_only_what_its_cursor_had_not(hub: Hub) -> None:
+    """A page rendered at a database cursor: the changes of the margin before its time
+    that it already showed are left out (a case page would otherwise reload for them)."""
+    start = hub.started_wall
+    hub.seq += 1
+    hub.history.append((hub.seq, start + 10, json.dumps(
+        [["result", "a", 7], ["delivery", "a", 3], ["intake", "b", 1_000]])))
+    hub.seq += 1
+    hub.history.append((hub.seq, start + 11, json.dumps(
+        [["review", "c", 5], ["intake", "d", 2_000]])))
+    seen_all = changes.Cursor(result=7, attempt=3, action=5, received_us=2_000)
+    event_id, _, data = parse(hub.changes_since(None, start + 11, seen_all))
+    assert data == some() and event_id == f"{hub.epoch}-{hub.seq}"
+    partly = changes.Cursor(result=7, attempt=2, action=5, received_us=1_500)
+    assert parse(hub.changes_since(None, start + 11, partly))[2] == some("a", "d")
+    # Without a cursor, everything in the margin.
+    assert parse(hub.changes_since(None, start + 11))[2] == some("a", "b", "c", "d")
+    assert changes.Cursor.parse(str(partly)) == partly
+    for bad in ("", "1.2.3", "a.b.c.d", "1.2.3.4.5", "-1.2.3.4", "1" * 19 + ".2.3.4"):
+        assert changes.Cursor.parse(bad) is None, bad

@@ -21,6 +21,7 @@
   var L = JSON.parse(root.getAttribute("data-labels") || "{}");
   var T = L.t || {};
   var mode = root.getAttribute("data-mode");  // "board" or "staff"
+  var compact = root.hasAttribute("data-compact");  // the worklist and case view
   var via = root.getAttribute("data-via");    // "board", "desk" or "review"
   var streamUrl = root.getAttribute("data-stream");
   var answerUrl = root.getAttribute("data-answer-url");
@@ -61,6 +62,12 @@
     if (soundGate) { soundGate.hidden = running; }
     // (The on/off notes swap by style, in one place: see live.css.)
     root.setAttribute("data-sound", running ? "on" : "off");
+    // An emergency nobody hears: the "no sound" note becomes a loud call to tap.
+    var silent = !running && alarmLevel > 0;
+    root.setAttribute("data-silent-alarm", silent ? "true" : "false");
+    if (soundOff) { soundOff.textContent = silent ? T.sound_off_alarm : T.sound_off; }
+    var gateButton = soundGate ? soundGate.querySelector("button") : null;
+    if (gateButton) { gateButton.textContent = silent ? T.sound_off_alarm : T.sound_start; }
   }
 
   function startAudio() {
@@ -180,9 +187,16 @@
     facts.appendChild(el("span", "alert-time", fmt("received_at", { time: a.time })));
     var where = a.tablet ? fmt("tablet", { name: a.tablet }) : (L.sources[a.source] || a.source);
     facts.appendChild(el("span", "alert-where", where));
+    if (a.tablet && a.source !== "kiosk" && L.sources[a.source]) {
+      // Not sent by the patient (left, stopped, interrupted): staff must find them.
+      facts.appendChild(el("span", "alert-unfinished", L.sources[a.source]));
+    }
     li.appendChild(facts);
     var reasons = el("ul", "alert-reasons");
-    a.reasons.forEach(function (r) { reasons.appendChild(el("li", "reason", L.reasons[r] || r)); });
+    a.reasons.forEach(function (r) {
+      var text = L.reasons[r] || r;
+      reasons.appendChild(el("li", "reason", text.charAt(0).toUpperCase() + text.slice(1)));
+    });
     li.appendChild(reasons);
     if (a.in_progress) { li.appendChild(el("p", "alert-who", answeredText("in_progress", a.in_progress))); }
     if (a.done) { li.appendChild(el("p", "alert-who", answeredText("done", a.done))); }
@@ -228,6 +242,7 @@
     });
     ["emergency", "same_day", "done"].forEach(function (name) {
       if (!sections[name].length) { return; }
+      if (name === "done" && compact) { return; }  // a doctor's page: what is still open
       var group = el("li", "alert-group group-" + name);
       group.appendChild(el("h2", "", name === "done" ? T.state_done : T["section_" + name]));
       var ul = el("ul", "alert-cards");
@@ -251,8 +266,13 @@
     root.setAttribute("data-open", String(waiting));
     var raised = level > alarmLevel;
     alarmLevel = level;
+    soundUi();
+    if (pending && !alerts.some(function (a) { return String(a.id) === pending.id; })) {
+      closeWho();  // the alert being answered is gone from the list
+    }
     if (!first) {
       var newEmergency = fresh.some(function (a) { return a.level === "emergency" && a.state === "open"; });
+      if (newEmergency && pending) { closeWho(); }  // look at the new emergency first
       if (newEmergency || raised) { nextAlarm = 0; }  // sound now, not at the next beat
       else if (fresh.some(function (a) { return a.level === "same_day" && a.state === "open"; })) {
         play("chime");
@@ -299,8 +319,14 @@
     }).catch(function () { say(T.answer_failed); });
   }
 
-  function askWho(alertId, state) {
+  function askWho(alertId, state, card) {
     pending = { id: alertId, state: state };
+    var whatFor = document.getElementById("who-for");
+    if (whatFor) {
+      // Which patient and which answer: the list may change while the dialog is open.
+      var patient = card ? card.querySelector(".alert-patient") : null;
+      whatFor.textContent = T["answer_" + state] + ": " + (patient ? patient.textContent : "");
+    }
     fetch(staffUrl, { credentials: "same-origin", cache: "no-store" })
       .then(function (r) { if (!r.ok) { throw new Error(String(r.status)); } return r.json(); })
       .then(function (data) {
@@ -318,6 +344,7 @@
 
   function closeWho() {
     pending = null;
+    if (!who) { return; }
     if (typeof who.close === "function" && who.open) { who.close(); } else { who.hidden = true; }
   }
 
@@ -327,7 +354,12 @@
     if (!b) { return; }
     var id = b.getAttribute("data-alert");
     var state = b.getAttribute("data-answer");
-    if (mode === "board") { askWho(id, state); } else { send(id, state); }
+    var card = b.closest(".alert-card");
+    if (mode === "board") { askWho(id, state, card); return; }
+    // Done stops the alarm on every screen: one more yes for an alert nobody is on.
+    if (state === "done" && card && card.getAttribute("data-state") === "open" &&
+        !window.confirm(T.confirm_done)) { return; }
+    send(id, state);
   });
 
   if (who) {
@@ -348,11 +380,16 @@
   var source = null;
   var lastMessage = Date.now();
   var lastEventId = "";
+  var lastClock = "";
   var stopped = false;
   var reopenTimer = null;
 
   function setLost(value) {
-    if (value && !lost) { nextLostTone = 0; }
+    if (value && !lost) {
+      nextLostTone = 0;
+      var since = document.getElementById("live-lost-since");
+      if (since) { since.textContent = lastClock ? fmt("lost_since", { time: lastClock }) : ""; }
+    }
     lost = value;
     if (liveOk) { liveOk.hidden = value || stopped; }
     if (liveLost) { liveLost.hidden = !value || stopped; }
@@ -365,6 +402,7 @@
     if (lost) { setLost(false); }
     var clock = null;
     try { clock = event && event.data ? JSON.parse(event.data).clock : null; } catch (e) { /* */ }
+    if (clock) { lastClock = clock; }
     var checked = document.getElementById("live-checked");
     if (checked && clock) {
       // The server's time in the clinic's zone: the last moment this screen was known live.
@@ -407,8 +445,10 @@
     // The browser sends Last-Event-ID itself when it reconnects; a reopening made here
     // carries it in the URL so a staff page still learns what it missed.
     var since = root.getAttribute("data-since");
+    var cursor = root.getAttribute("data-cursor");
     var query = lastEventId ? "last=" + encodeURIComponent(lastEventId)
-      : (since ? "since=" + encodeURIComponent(since) : "");
+      : (since ? "since=" + encodeURIComponent(since) +
+         (cursor ? "&cursor=" + encodeURIComponent(cursor) : "") : "");
     var url = streamUrl + (query ? (streamUrl.indexOf("?") < 0 ? "?" : "&") + query : "");
     source = new EventSource(url);
     // (An open connection alone proves nothing: only a state or a heartbeat says the
