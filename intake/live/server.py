@@ -58,12 +58,9 @@ async def _open(request: web.Request, stream: Stream,
     no change read meanwhile falls between it and the stream."""
     hub = request.app[HUB]
     settings = request.app[SETTINGS]
-    if not hub.fresh:
-        # Nothing current to give: the page's stream fails and it says it is cut off,
-        # rather than showing an old list as if it were live.
-        return _busy("the alerts cannot be read now")
-    # At the most streams, a board gets in (by replacing its own oldest stream, or a
-    # staff page's); a new staff stream takes the place of its own sign-in's oldest.
+    # (The hub is fresh: _checked let the request in.) At the most streams, a board
+    # gets in (in place of its own oldest stream, or a staff page's); a new staff
+    # stream takes the place of its own sign-in's oldest.
     if len(hub.streams) >= settings.live_max_streams and not hub.make_room(stream):
         return _busy("too many open streams")
     response = web.StreamResponse(headers=STREAM_HEADERS)
@@ -91,8 +88,9 @@ async def _open(request: web.Request, stream: Stream,
 async def _checked(request: web.Request, check: Callable[[Hub, str | None], T],
                    cookie: str) -> T | web.Response:
     """Who opens a stream, or a refusal: 503 while the alerts cannot be read (nothing
-    current to give; the page says it is cut off), also when the check itself cannot
-    reach the database."""
+    current to give: the page's stream fails and it says it is cut off, rather than
+    showing an old list as if it were live), also when the check itself cannot reach
+    the database."""
     hub = request.app[HUB]
     if not hub.fresh:
         return _busy("the alerts cannot be read now")
