@@ -23,10 +23,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from intake.clinical import AnswerValue, FlagResult, TriageResult
-from intake.clinical.questionnaire import default_form_index
+from intake.clinical import FlagResult, TriageResult
+from intake.clinical.answer_display import answer_text, question_text
+from intake.clinical.terminology import code_display, urgency_rank
 from intake.constants import CS_CDS_OVERRIDE_REASON, CS_DEPARTMENT, CS_URGENCY
-from intake.fhir.bundle import code_display
 
 SUMMARY_LIMIT: Final = 139  # CDS Hooks: "<140-character summary"
 INDICATOR_BY_URGENCY: Final[Mapping[str, str]] = {
@@ -36,7 +36,6 @@ INDICATOR_BY_URGENCY: Final[Mapping[str, str]] = {
     "routine": "info",
     "self_care": "info",
 }
-_URGENCY_ORDER: Final = ("emergency", "same_day", "soon", "routine", "self_care")
 SOURCE_LABEL: Final = "膝の裏の痛み トリアージ支援 / knee intake triage support"
 TOPIC_JA: Final = "膝の裏の痛み問診"
 DISCLAIMER_JA: Final = "トリアージ支援であり、診断ではありません。判断は診察で行ってください。"
@@ -50,8 +49,6 @@ OVERRIDE_REASONS: Final[tuple[tuple[str, str, str], ...]] = (
     ("answers-inaccurate", "回答が実際の状態と異なる", "the answers do not match the patient"),
     ("other", "その他", "other"),
 )
-_YES_NO: Final = {True: ("はい", "yes"), False: ("いいえ", "no")}
-_UNANSWERED: Final = ("未回答", "unanswered")
 _STATUS_NOTE: Final[Mapping[str, tuple[str, str]]] = {
     "in-progress": ("回答は入力途中です(未完了)。", "The response is still in progress."),
     "stopped": ("回答は途中で中止されています。", "The response was stopped before the end."),
@@ -104,30 +101,9 @@ def _md(text: str) -> str:
     return "".join(out)
 
 
-def _answer_text(link_id: str, answer: AnswerValue | None) -> tuple[str, str]:
-    if answer is None:
-        return _UNANSWERED
-    if isinstance(answer, bool):
-        return _YES_NO[answer]
-    if isinstance(answer, tuple):
-        parts = [_answer_text(link_id, a) for a in answer]
-        return "、".join(p[0] for p in parts), ", ".join(p[1] for p in parts)
-    if isinstance(answer, str):
-        spec = default_form_index().questions.get(link_id)
-        option = spec.option_text.get(answer) if spec and spec.option_text else None
-        return (option.ja, option.en) if option is not None else (answer, answer)
-    return str(answer), str(answer)
-
-
-def _question_text(link_id: str) -> tuple[str, str]:
-    spec = default_form_index().questions.get(link_id)
-    return (spec.text.ja, spec.text.en) if spec is not None else (link_id, link_id)
-
-
 def _ordered_flags(result: TriageResult) -> list[FlagResult]:
     """Most urgent first; the rule order breaks ties (as the worklist sorts)."""
-    rank = {u: i for i, u in enumerate(_URGENCY_ORDER)}
-    return sorted(result.flags, key=lambda f: rank.get(f.urgency, len(rank)))
+    return sorted(result.flags, key=lambda f: urgency_rank(f.urgency))
 
 
 def summary_text(result: TriageResult) -> str:
@@ -220,8 +196,8 @@ def _section(result: TriageResult, flags: Sequence[FlagResult], qr_status: str,
         flag_urgency = _label(CS_URGENCY, flag.urgency)[lang]
         lines.append(f"{i}. **{_md(name)}** (`{flag.code}`{red}): {_md(flag_urgency)}")
         for ev in flag.evidence:
-            question = _question_text(ev.link_id)[lang]
-            answer = _answer_text(ev.link_id, ev.answer)[lang]
+            question = question_text(ev.link_id)[lang]
+            answer = answer_text(ev.link_id, ev.answer)[lang]
             lines.append(f"    - {_md(question)}: **{_md(answer)}**")
         if flag.note is not None:
             lines.append(f"    - {_md(flag.note.ja if ja else flag.note.en)}")
@@ -235,7 +211,7 @@ def _section(result: TriageResult, flags: Sequence[FlagResult], qr_status: str,
         likely = "DVT likely" if wells.likely else "DVT unlikely"
         lines += ["", f"Wells score (two-level): {wells.score}, {likely}{partial}"]
     if result.incomplete_items:
-        missing = ", ".join(_question_text(i)[lang] for i in result.incomplete_items)
+        missing = ", ".join(question_text(i)[lang] for i in result.incomplete_items)
         head = "未回答の危険徴候項目" if ja else "Unanswered red-flag screening items"
         lines += ["", f"{head}: {_md(missing)}"]
     if result.advice is not None:

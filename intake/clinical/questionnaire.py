@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
 
+from intake.clinical.terminology import translation
 from intake.constants import (
     CS_ANSWER,
-    EXT_TRANSLATION,
     QUESTIONNAIRE_ID,
     QUESTIONNAIRE_URL,
     QUESTIONNAIRE_VERSION,
@@ -98,26 +98,9 @@ class FormIndex:
         return frozenset(i.link_id for i in self.questions.values() if i.staff_only)
 
 
-def _translation(element: object) -> str | None:
-    """English text of a FHIR primitive's ``_text``/``_display`` translation extension."""
-    if not isinstance(element, Mapping):
-        return None
-    for ext in element.get("extension", ()):
-        if not isinstance(ext, Mapping) or ext.get("url") != EXT_TRANSLATION:
-            continue
-        parts = {
-            sub.get("url"): sub for sub in ext.get("extension", ()) if isinstance(sub, Mapping)
-        }
-        if parts.get("lang", {}).get("valueCode") == "en":
-            content = parts.get("content", {}).get("valueString")
-            if isinstance(content, str):
-                return content
-    return None
-
-
 def _text_of(node: Mapping[str, Any], key: str, where: str) -> Text:
     ja = node.get(key)
-    en = _translation(node.get(f"_{key}"))
+    en = translation(node.get(f"_{key}"))
     if not isinstance(ja, str) or not ja or not en:
         raise QuestionnaireError(f"{where}: {key} needs Japanese text and an English translation")
     return Text(ja=ja, en=en)

@@ -3,14 +3,13 @@
 The rule set is clinical content in a file a clinician can read and review; this module
 turns it into compiled conditions and refuses to load anything it cannot fully check:
 unknown keys, unknown question ids or codes, urgency levels or departments that are not
-in the plugin's CodeSystems, a red flag that could end as self-care, a screening list
-that differs from the Questionnaire's required items, or rules that depend on each other
-in a circle.
+in the plugin's CodeSystems (or urgency levels in another order than the CodeSystem's
+rank), a red flag that could end as self-care, a screening list that differs from the
+Questionnaire's required items, or rules that depend on each other in a circle.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,17 +19,16 @@ from typing import Any
 
 import yaml
 
+from intake.clinical import terminology
 from intake.clinical.conditions import Fn, Node, RuleSetError, Scope, compile_condition
 from intake.clinical.questionnaire import FormIndex, Text, default_form_index
 from intake.constants import (
     CS_DEPARTMENT,
     CS_FLAG,
-    CS_URGENCY,
     QUESTIONNAIRE_URL,
     QUESTIONNAIRE_VERSION,
     RULESET_ID,
 )
-from intake.resources import fhir_profiles_dir
 
 RULESETS_DIR = Path(__file__).resolve().parent / "rulesets"
 SELF_CARE = "self_care"
@@ -141,11 +139,11 @@ class RuleSet:
         raise KeyError(code)
 
 
-def _codes_of(filename: str, system: str) -> list[str]:
-    data = json.loads((fhir_profiles_dir() / filename).read_text(encoding="utf-8"))
-    if data.get("url") != system:
-        raise RuleSetError(f"{filename} is not the CodeSystem {system}")
-    return [c["code"] for c in data.get("concept", [])]
+def _codes_of(system: str) -> list[str]:
+    found = list(terminology.codes(system))
+    if not found:
+        raise RuleSetError(f"the plugin's FHIR artefacts define no CodeSystem {system}")
+    return found
 
 
 class _Reader:
@@ -247,13 +245,15 @@ def build_ruleset(raw: object, *, index: FormIndex, source: str = "<memory>") ->
             f"but the Questionnaire is {index.url}|{index.version}"
         )
 
-    urgency_codes = _codes_of("CodeSystem-triage-urgency.json", CS_URGENCY)
-    department_codes = _codes_of("CodeSystem-department.json", CS_DEPARTMENT)
-    flag_codes_known = _codes_of("CodeSystem-triage-flag.json", CS_FLAG)
+    department_codes = _codes_of(CS_DEPARTMENT)
+    flag_codes_known = _codes_of(CS_FLAG)
 
+    # The order is the urgency CodeSystem's (its rank), which every screen follows too.
     levels = top.get("urgency_levels")
-    if not isinstance(levels, list) or sorted(map(str, levels)) != sorted(urgency_codes):
-        raise RuleSetError(f"ruleset.urgency_levels: must list exactly {urgency_codes}")
+    order = list(terminology.urgency_order())
+    if not isinstance(levels, list) or list(map(str, levels)) != order:
+        raise RuleSetError(f"ruleset.urgency_levels: must list exactly {order}, most urgent "
+                           "first")
     urgency_levels = tuple(str(v) for v in levels)
 
     default = _Reader(top.get("when_no_flag_fires"), "ruleset.when_no_flag_fires",
