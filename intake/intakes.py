@@ -4,9 +4,10 @@ Both web layers validate their own input format, then call :func:`submit_and_enq
 so every intake takes the same path (DESIGN.md, "The life of an intake"):
 
 1. the intake and its pending triage job are committed in **one** transaction;
-2. only after the commit is the triage task handed to the broker (ids only), and the
-   job is marked as enqueued. A broker that is down or not configured leaves the job
-   pending for the sweeper: the submission still succeeds, nothing is lost.
+2. only after the commit is the triage task handed to the broker (ids only, through
+   :func:`intake.dispatch.dispatch`), and the job is marked as enqueued. A broker that
+   is down or not configured leaves the job pending for the sweeper: the submission
+   still succeeds, nothing is lost.
 
 Idempotency: a submission with an ``idempotency_key`` already stored returns the
 earlier intake (``created`` False), or raises
@@ -27,7 +28,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from intake import pipeline
 from intake.clinical import Answers
-from intake.storage.models import Intake, JobKind
+from intake.dispatch import dispatch_triage
+from intake.storage.models import Intake
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -78,7 +80,7 @@ def submit_and_enqueue(
         accepted = find_by_key(sessions, idempotency_key, fingerprint)
 
     if accepted.created:
-        enqueue_triage(celery, sessions, accepted.intake_id)
+        dispatch_triage(celery, sessions, accepted.intake_id)
     return accepted
 
 
@@ -92,20 +94,3 @@ def find_by_key(sessions: sessionmaker[Session], idempotency_key: str,
             raise pipeline.IdempotencyConflict()
         return Accepted(existing.id, existing.business_id, existing.status, False)
 
-
-def enqueue_triage(celery: Celery | None, sessions: sessionmaker[Session],
-                   intake_id: str) -> bool:
-    """After the commit: hand the triage task to the broker and note it on the job.
-
-    False when there is no broker or it is down; the job row stays pending and the
-    periodic sweeper enqueues it, so this never fails a submission.
-    """
-    if celery is None:
-        return False
-    from intake.queue import TASK_TRIAGE, send
-
-    if not send(celery, TASK_TRIAGE, intake_id):
-        return False
-    with sessions.begin() as session:
-        pipeline.mark_enqueued(session, intake_id, JobKind.TRIAGE, 1)
-    return True

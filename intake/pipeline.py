@@ -1,10 +1,13 @@
 """The life of an intake, one function per step, shared by the web app and the workers.
 
 Every step is safe to run twice: triage writes on the natural key
-(intake, revision) and refuses a second result; delivery claims a lease on its
-job row and checks the job's state before sending; the sweeper claims each
-re-enqueue with a compare-and-set on the job row. That is what makes
-``acks_late`` and the sweeper's re-enqueues harmless.
+(intake, revision) and refuses a second result; delivery takes the intake's delivery
+lease (``intakes.delivery_lease_until``: one delivery of an intake at a time, whichever
+job it serves) and checks its jobs' state before sending; the sweeper claims each
+re-enqueue with a compare-and-set on the job row and leaves the delivery jobs of a
+leased intake alone. That is what makes ``acks_late`` and the sweeper's re-enqueues
+harmless. Status changes go through ``intake.lifecycle``; handing a committed job to
+the broker through ``intake.dispatch``.
 """
 
 from __future__ import annotations
@@ -19,15 +22,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import ColumnElement, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from intake import audit
+from intake import audit, lifecycle
 from intake.alerts.services import raise_for_failure as raise_alert_for_failure
 from intake.alerts.services import raise_for_result as raise_alert
 from intake.clinical import (
+    AnswerError,
     Answers,
+    RuleSetError,
+    TriageResult,
     build_questionnaire_response,
     evaluate,
     load_ruleset,
@@ -40,11 +46,10 @@ from intake.storage.models import (
     DELIVERY_KINDS,
     DeliveryAttempt,
     Intake,
-    IntakeStatus,
     Job,
     JobKind,
     JobState,
-    TriageResult,
+    TriageRecord,
     utcnow,
 )
 
@@ -131,10 +136,9 @@ def submit_intake(
         patient_record_number=record_number,
         patient_demographics=dict(demographics) if demographics else None,
         revision=1,
-        status=IntakeStatus.RECEIVED,
-        received_at=now,
         device_id=device_id,
     )
+    lifecycle.received(intake, now)
     session.add(intake)
     session.add(Job(intake_id=intake_id, kind=JobKind.TRIAGE, revision=1,
                     state=JobState.PENDING, created_at=now))
@@ -174,8 +178,8 @@ def run_triage(session: Session, intake_id: str, *, clock: Clock = utcnow) -> Tr
         return TriageOutcome("missing")
     revision = intake.revision
     existing = session.execute(
-        select(TriageResult).where(TriageResult.intake_id == intake_id,
-                                   TriageResult.revision == revision)
+        select(TriageRecord).where(TriageRecord.intake_id == intake_id,
+                                   TriageRecord.revision == revision)
     ).scalar_one_or_none()
     if existing is not None:
         _finish_job(session, intake_id, JobKind.TRIAGE, revision, clock())
@@ -185,13 +189,13 @@ def run_triage(session: Session, intake_id: str, *, clock: Clock = utcnow) -> Tr
     try:
         answers = parse_questionnaire_response(intake.questionnaire_response)
         result = evaluate(answers, load_ruleset())
-    except ValueError as exc:
-        # Answers were validated at submission, so this is a defect: keep it
-        # visible on the worklist instead of dropping the intake.
+    except (AnswerError, RuleSetError) as exc:
+        # The stored answers cannot be read by this rule set, or the rule set itself
+        # does not load: a defect (answers were validated at submission). Keep the
+        # intake visible on the worklist and tell the desk, instead of dropping it.
+        # (Anything else is a bug of another kind: the task fails and is retried.)
         now = clock()
-        intake.status = IntakeStatus.TRIAGE_FAILED
-        intake.triage_failed_at = now
-        intake.status_reason = f"triage failed: {type(exc).__name__}"
+        lifecycle.triage_failed(intake, now, f"triage failed: {type(exc).__name__}")
         _finish_job(session, intake_id, JobKind.TRIAGE, revision, now, JobState.FAILED)
         # The tablet tells the patient a staff member will speak with them: the desk
         # must know.
@@ -202,42 +206,38 @@ def run_triage(session: Session, intake_id: str, *, clock: Clock = utcnow) -> Tr
         log.error("triage failed for intake %s (%s)", intake_id, type(exc).__name__)
         return TriageOutcome("failed")
 
-    data = result.to_dict()
     now = clock()
     try:
         with session.begin_nested():
-            session.add(TriageResult(
-                intake_id=intake_id, revision=revision, ruleset=data["ruleset"],
-                urgency=data["urgency"], department=data["department"],
-                red_flag=bool(data["red_flag"]), flag_codes=flag_codes(data), result=data,
-                created_at=now,
+            session.add(TriageRecord(
+                intake_id=intake_id, revision=revision, ruleset=result.ruleset,
+                urgency=result.urgency, department=result.department,
+                red_flag=result.red_flag, flag_codes=flag_codes(result),
+                result=result.to_dict(), created_at=now,
             ))
     except IntegrityError:
         # A concurrent run stored this revision first; its result stands.
-        return TriageOutcome("already", revision, data["urgency"])
-    if intake.status in (IntakeStatus.RECEIVED, IntakeStatus.TRIAGE_FAILED):
-        intake.status = IntakeStatus.TRIAGED
-        intake.status_reason = None
+        return TriageOutcome("already", revision, result.urgency)
+    lifecycle.triaged(intake, now)
     if revision > 1:
-        _reopen_if_new_red_flags(session, intake, data)
-    raise_alert(session, intake, revision, data, now)
-    intake.triaged_at = now
+        _reopen_if_new_red_flags(session, intake, result)
+    raise_alert(session, intake, revision, result, now)
     _finish_job(session, intake_id, JobKind.TRIAGE, revision, now)
     _ensure_job(session, intake_id, JobKind.DELIVER, revision, now)
     audit.record(session, actor=SYSTEM, action="intake.triaged", entity_type="intake",
                  entity_id=intake_id,
-                 detail={"revision": revision, "ruleset": data["ruleset"],
-                         "urgency": data["urgency"], "red_flag": bool(data["red_flag"])})
-    return TriageOutcome("triaged", revision, data["urgency"])
+                 detail={"revision": revision, "ruleset": result.ruleset,
+                         "urgency": result.urgency, "red_flag": result.red_flag})
+    return TriageOutcome("triaged", revision, result.urgency)
 
 
-def flag_codes(result: Mapping[str, Any]) -> str:
+def flag_codes(result: TriageResult) -> str:
     """",CODE1,CODE2," for the worklist's flag filter (a LIKE on ',CODE,')."""
-    return ("," + "".join(f"{f['code']}," for f in result.get("flags", [])))[:400]
+    return ("," + "".join(f"{code}," for code in result.flag_codes))[:400]
 
 
 def _reopen_if_new_red_flags(session: Session, intake: Intake,
-                             result: Mapping[str, Any]) -> None:
+                             result: TriageResult) -> None:
     """Examination findings fired a red flag nobody has acknowledged: the intake is
     open again (the desk alerts, the review Task goes back to in progress)."""
     from intake.storage.models import ReviewAction, ReviewKind
@@ -246,14 +246,9 @@ def _reopen_if_new_red_flags(session: Session, intake: Intake,
         select(ReviewAction.flag_code).where(ReviewAction.intake_id == intake.id,
                                              ReviewAction.kind == ReviewKind.ACKNOWLEDGE_FLAG)
     ).scalars())
-    new_red = [f["code"] for f in result.get("flags", [])
-               if f.get("red_flag") and f["code"] not in acked]
+    new_red = [f.code for f in result.flags if f.red_flag and f.code not in acked]
     if new_red:
-        if intake.status == IntakeStatus.ACKNOWLEDGED:
-            intake.status = IntakeStatus.DELIVERED if intake.delivered_at else \
-                IntakeStatus.TRIAGED
-        intake.acknowledged_at = None
-        intake.reviewed_at = None
+        lifecycle.reopened(intake)
 
 
 def _finish_job(session: Session, intake_id: str, kind: JobKind, revision: int,
@@ -262,7 +257,7 @@ def _finish_job(session: Session, intake_id: str, kind: JobKind, revision: int,
         update(Job)
         .where(Job.intake_id == intake_id, Job.kind == kind, Job.revision == revision,
                Job.state == JobState.PENDING)
-        .values(state=state, finished_at=now, lease_until=None)
+        .values(state=state, finished_at=now)
     )
 
 
@@ -291,7 +286,7 @@ class DeliveryStep:
     again: bool = False
 
 
-BundleBuilder = Callable[[Intake, TriageResult, Settings], dict[str, Any]]
+BundleBuilder = Callable[[Intake, TriageRecord, Settings], dict[str, Any]]
 Backoff = Callable[[int, float | None], float]
 
 
@@ -355,10 +350,9 @@ def claim_delivery(session: Session, intake_id: str, lease: float,
         return None
     job = pending[-1]
     for older in pending[:-1]:
-        older.state, older.finished_at, older.lease_until = JobState.SUPERSEDED, now, None
+        older.state, older.finished_at = JobState.SUPERSEDED, now
         job.ambiguous = job.ambiguous or older.ambiguous
     job.attempts += 1
-    job.lease_until = now + timedelta(seconds=lease)
     session.flush()
     return job
 
@@ -391,8 +385,8 @@ def run_delivery(
         if intake is None:
             return DeliveryStep("missing")
         result = session.execute(
-            select(TriageResult).where(TriageResult.intake_id == intake_id)
-            .order_by(TriageResult.revision.desc()).limit(1)
+            select(TriageRecord).where(TriageRecord.intake_id == intake_id)
+            .order_by(TriageRecord.revision.desc()).limit(1)
         ).scalar_one_or_none()
         if result is None:
             return DeliveryStep("not_ready")
@@ -449,10 +443,8 @@ def _record_attempt(session: Session, intake_id: str, revision: int, job_id: int
     assert intake is not None and job is not None
     _release(session, intake_id)
     if attempt.outcome == Outcome.DELIVERED:
-        job.state, job.finished_at, job.lease_until = JobState.DONE, now, None
-        if intake.status not in (IntakeStatus.ACKNOWLEDGED,):
-            intake.status = IntakeStatus.DELIVERED
-        intake.delivered_at, intake.status_reason = now, None
+        job.state, job.finished_at = JobState.DONE, now
+        lifecycle.delivered(intake, now)
         audit.record(session, actor=SYSTEM, action="intake.delivered", entity_type="intake",
                      entity_id=intake_id,
                      detail={"revision": revision, "job": job.kind, "adapter": adapter.name,
@@ -466,10 +458,8 @@ def _record_attempt(session: Session, intake_id: str, revision: int, job_id: int
         reason = attempt.reason or attempt.outcome.value
         if attempt.outcome != Outcome.REJECTED:
             reason = f"gave up after {job.attempts} attempts: {reason}"
-        job.state, job.finished_at, job.lease_until = JobState.FAILED, now, None
-        if intake.status != IntakeStatus.ACKNOWLEDGED:
-            intake.status = IntakeStatus.DELIVERY_FAILED
-        intake.delivery_failed_at, intake.status_reason = now, reason[:2000]
+        job.state, job.finished_at = JobState.FAILED, now
+        lifecycle.delivery_failed(intake, now, reason)
         audit.record(session, actor=SYSTEM, action="intake.delivery_failed",
                      entity_type="intake", entity_id=intake_id,
                      detail={"revision": revision, "job": job.kind, "adapter": adapter.name,
@@ -480,7 +470,6 @@ def _record_attempt(session: Session, intake_id: str, revision: int, job_id: int
         return DeliveryStep("failed", again=_more_owed(session, intake_id))
 
     delay = backoff(job.attempts, attempt.retry_after)
-    job.lease_until = None
     job.ambiguous = job.ambiguous or attempt.ambiguous
     job.not_before = now + timedelta(seconds=delay)
     job.enqueued_at = now
@@ -488,6 +477,13 @@ def _record_attempt(session: Session, intake_id: str, revision: int, job_id: int
 
 
 # --- sweeper ----------------------------------------------------------------
+
+
+def _unleased(now: datetime) -> ColumnElement[bool]:
+    """A triage job, or a delivery job of an intake whose delivery lease is free (a
+    delivery under way serves every delivery job of its intake)."""
+    held = exists().where(Intake.id == Job.intake_id, Intake.delivery_lease_until >= now)
+    return or_(Job.kind == JobKind.TRIAGE, ~held)
 
 
 def stuck_jobs(session: Session, *, stuck_after: float, clock: Clock = utcnow,
@@ -502,7 +498,7 @@ def stuck_jobs(session: Session, *, stuck_after: float, clock: Clock = utcnow,
             Job.state == JobState.PENDING,
             func.coalesce(Job.enqueued_at, Job.created_at) < cutoff,
             or_(Job.not_before.is_(None), Job.not_before < cutoff),
-            or_(Job.lease_until.is_(None), Job.lease_until < now),
+            _unleased(now),
         )
         .order_by(Job.id)
         .limit(limit)
@@ -520,7 +516,7 @@ def claim_reenqueue(session: Session, job_id: int, *, stuck_after: float,
         .where(Job.id == job_id, Job.state == JobState.PENDING,
                func.coalesce(Job.enqueued_at, Job.created_at) < cutoff,
                or_(Job.not_before.is_(None), Job.not_before < cutoff),
-               or_(Job.lease_until.is_(None), Job.lease_until < now))
+               _unleased(now))
         .values(enqueued_at=now)
         .execution_options(synchronize_session=False)
     ))
@@ -543,29 +539,3 @@ def sweep(sessions: sessionmaker[Session], send: Callable[[str, str], bool], *,
             counts["sent"] += 1
     return counts
 
-
-# --- read side -----------------------------------------------------------------
-
-
-def delivery_states(session: Session, intake_ids: list[str]) -> dict[str, str]:
-    """Each intake's delivery state, as staff and the API show it: ``pending`` while any
-    delivery (first or write-back) is owed, else the outcome of the newest one
-    (``delivered`` / ``failed``), ``not_started`` before triage. One query for a page."""
-    out = {intake_id: "not_started" for intake_id in intake_ids}
-    if not intake_ids:
-        return out
-    rows = session.execute(
-        select(Job.intake_id, Job.state).where(
-            Job.intake_id.in_(intake_ids), Job.kind.in_(DELIVERY_KINDS),
-            Job.state != JobState.SUPERSEDED)
-        .order_by(Job.intake_id, Job.id)
-    ).all()
-    pending: set[str] = set()
-    for intake_id, job_state in rows:
-        if job_state == JobState.PENDING:
-            pending.add(intake_id)
-        out[intake_id] = {JobState.DONE: "delivered", JobState.FAILED: "failed"}.get(
-            JobState(job_state), "pending")
-    for intake_id in pending:
-        out[intake_id] = "pending"
-    return out

@@ -12,22 +12,21 @@ import logging
 import time
 from typing import Any
 
-import redis
 from celery.signals import worker_process_init
 from sqlalchemy.exc import OperationalError
 
-from intake import pipeline
+from intake import audit, pipeline
 from intake.delivery.service import build_bundle, make_adapter
+from intake.dispatch import TASK_FOR_KIND, dispatch
 from intake.live import notify
 from intake.queue import TASK_DELIVER, TASK_SWEEP, TASK_TRIAGE, send
 from intake.storage.db import dispose_engines, session_factory
 from intake.storage.models import JobKind
 from workers import app, settings
+from workers.periodic import locked_periodic
 
 log = logging.getLogger(__name__)
 
-_TASK_FOR_KIND = {JobKind.TRIAGE.value: TASK_TRIAGE, JobKind.DELIVER.value: TASK_DELIVER,
-                  JobKind.WRITEBACK.value: TASK_DELIVER}
 _adapter: Any = None
 
 
@@ -41,7 +40,8 @@ def _after_fork(**_: Any) -> None:
 
 
 def _sessions() -> Any:
-    return session_factory(settings.database_url)
+    # The audit events the tasks record are sealed with these settings' key.
+    return session_factory(settings.database_url, audit_key=audit.signing_key(settings))
 
 
 def _get_adapter() -> Any:
@@ -49,12 +49,6 @@ def _get_adapter() -> Any:
     if _adapter is None:
         _adapter = make_adapter(settings)
     return _adapter
-
-
-def _send_and_mark(kind: JobKind, intake_id: str, revision: int) -> None:
-    if send(app, _TASK_FOR_KIND[kind], intake_id):
-        with _sessions().begin() as session:
-            pipeline.mark_enqueued(session, intake_id, kind, revision)
 
 
 @app.task(name=TASK_TRIAGE, acks_late=True, reject_on_worker_lost=True,
@@ -72,7 +66,7 @@ def triage(intake_id: str) -> str:
                        ("emergency", "same_day") or outcome.status == "failed" else "change",
                        intake=intake_id)
     if outcome.deliver_revision is not None:
-        _send_and_mark(JobKind.DELIVER, intake_id, outcome.deliver_revision)
+        dispatch(app, _sessions(), intake_id, JobKind.DELIVER, outcome.deliver_revision)
     return outcome.status
 
 
@@ -98,24 +92,14 @@ def deliver(intake_id: str) -> str:
 
 
 @app.task(name=TASK_SWEEP, acks_late=True, reject_on_worker_lost=True)
+@locked_periodic("intake:sweep", settings.sweep_interval)
 def sweep() -> dict[str, int]:
-    """Re-enqueue stuck jobs, holding a lock so two schedulers never overlap."""
-    client = redis.Redis.from_url(settings.redis_url or "", socket_timeout=5)
-    lock = client.lock("intake:sweep", timeout=max(60.0, 4 * settings.sweep_interval),
-                       blocking=False)
-    if not lock.acquire(blocking=False):
-        return {"skipped": 1}
-    try:
-        counts = pipeline.sweep(
-            _sessions(),
-            lambda kind, intake_id: send(app, _TASK_FOR_KIND[kind], intake_id),
-            stuck_after=settings.stuck_after,
-        )
-    finally:
-        try:
-            lock.release()
-        except redis.exceptions.LockError:
-            pass  # expired meanwhile; the compare-and-set per job still holds
+    """Re-enqueue stuck jobs (one sweeper at a time)."""
+    counts = pipeline.sweep(
+        _sessions(),
+        lambda kind, intake_id: send(app, TASK_FOR_KIND[kind], intake_id),
+        stuck_after=settings.stuck_after,
+    )
     if counts["claimed"]:
         log.info("sweeper re-enqueued %d of %d stuck jobs", counts["sent"], counts["found"])
     return counts

@@ -30,7 +30,8 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from intake import audit
-from intake.clinical import Text
+from intake.clinical import FlagResult, Text, TriageResult
+from intake.clinical.terminology import urgency_rank
 from intake.storage.models import (
     Alert,
     AlertLevel,
@@ -39,9 +40,9 @@ from intake.storage.models import (
     Intake,
     ReviewAction,
     ReviewKind,
-    TriageResult,
     User,
 )
+from intake.storage.queries import record_at
 
 SYSTEM = "system"
 # How long an answered alert stays on the boards (greyed, with who answered it).
@@ -52,8 +53,6 @@ DONE_SHOWN = timedelta(minutes=30)
 EXPIRE_AFTER = timedelta(hours=18)
 # At most this many alerts on a board (open ones first); the rest are counted.
 BOARD_MAX = 60
-_LEVEL_RANK = {AlertLevel.EMERGENCY: 0, AlertLevel.SAME_DAY: 1}
-_URGENCY_RANK = {"emergency": 0, "same_day": 1}
 _STATE_RANK = {AlertState.OPEN: 0, AlertState.IN_PROGRESS: 1, AlertState.DONE: 2}
 
 # Plain reason classes for the front desk: what kind of problem, in words a receptionist
@@ -109,14 +108,14 @@ def level_of(urgency: str | None) -> AlertLevel | None:
     return None
 
 
-def reasons_of(result: Mapping[str, Any]) -> list[str]:
-    """Reason classes of a triage result: from its emergency and same-day flags, most
-    urgent first (rule order within a level), without repeats."""
-    flags = [f for f in result.get("flags", []) if f.get("urgency") in _URGENCY_RANK]
-    flags.sort(key=lambda f: _URGENCY_RANK[f["urgency"]])  # stable: keeps rule order
+def reasons_of(flags: Iterable[FlagResult]) -> list[str]:
+    """Reason classes of a triage result's flags: from its emergency and same-day flags,
+    most urgent first (rule order within a level), without repeats."""
+    alerting = [f for f in flags if level_of(f.urgency) is not None]
+    alerting.sort(key=lambda f: urgency_rank(f.urgency))  # stable: keeps rule order
     out: list[str] = []
-    for flag in flags:
-        reason = REASON_OF_FLAG.get(flag.get("code", ""), "other")
+    for flag in alerting:
+        reason = REASON_OF_FLAG.get(flag.code, "other")
         if reason not in out:
             out.append(reason)
     return out or ["other"]
@@ -127,7 +126,7 @@ def _codes(values: Iterable[str]) -> str:
 
 
 def raise_for_result(session: Session, intake: Intake, revision: int,
-                     result: Mapping[str, Any], now: datetime) -> Alert | None:
+                     result: TriageResult, now: datetime) -> Alert | None:
     """In the triage result's transaction: the alert it calls for, if any.
 
     The first result of an intake raises an alert when it is emergency or same day. A
@@ -137,7 +136,7 @@ def raise_for_result(session: Session, intake: Intake, revision: int,
     An unanswered alert of the intake at the same or a higher level stands; a same-day
     one is closed by a new emergency.
     """
-    level = level_of(result.get("urgency"))
+    level = level_of(result.urgency)
     if level is None:
         return None
     if revision > 1 and (level is not AlertLevel.EMERGENCY
@@ -153,25 +152,25 @@ def raise_for_result(session: Session, intake: Intake, revision: int,
         select(Alert).where(Alert.intake_id == intake.id, Alert.state != AlertState.DONE)
     ).scalars())
     standing = [a for a in unanswered
-                if _LEVEL_RANK[AlertLevel(a.level)] <= _LEVEL_RANK[level]]
+                if urgency_rank(AlertLevel(a.level)) <= urgency_rank(level)]
     if standing:
         for alert in standing:
             if alert.reasons == _codes(["not_triaged"]):
                 # Triage failed, then succeeded (a retried task): say why now.
-                alert.reasons = _codes(reasons_of(result))
+                alert.reasons = _codes(reasons_of(result.flags))
         return None
     for lower in unanswered:  # a same-day alert now covered by the emergency
         _answer(session, lower, AlertState.DONE, by=SYSTEM, via="superseded", now=now,
                 audit_detail={"superseded_by_revision": revision})
     alert = Alert(intake_id=intake.id, revision=revision, level=level.value,
-                  reasons=_codes(reasons_of(result)), state=AlertState.OPEN,
+                  reasons=_codes(reasons_of(result.flags)), state=AlertState.OPEN,
                   raised_at=now)
     session.add(alert)
     session.flush()
     audit.record(session, actor=SYSTEM, action="alert.raised", entity_type="alert",
                  entity_id=str(alert.id),
                  detail={"intake": intake.id, "revision": revision, "level": level.value,
-                         "reasons": reasons_of(result)})
+                         "reasons": reasons_of(result.flags)})
     return alert
 
 
@@ -196,19 +195,16 @@ def raise_for_failure(session: Session, intake: Intake, revision: int,
 
 
 def _new_emergency_flags(session: Session, intake_id: str, revision: int,
-                         result: Mapping[str, Any]) -> list[str]:
-    previous = session.execute(
-        select(TriageResult.result).where(TriageResult.intake_id == intake_id,
-                                          TriageResult.revision == revision - 1)
-    ).scalar_one_or_none() or {}
-    before = {f.get("code") for f in previous.get("flags", [])}
+                         result: TriageResult) -> list[str]:
+    previous = record_at(session, intake_id, revision - 1)
+    before = set(previous.triage.flag_codes) if previous is not None else set()
     acked = set(session.execute(
         select(ReviewAction.flag_code).where(ReviewAction.intake_id == intake_id,
                                              ReviewAction.kind == ReviewKind.ACKNOWLEDGE_FLAG)
     ).scalars())
-    return [f["code"] for f in result.get("flags", [])
-            if f.get("urgency") == AlertLevel.EMERGENCY and f.get("code") not in before
-            and f.get("code") not in acked]
+    return [f.code for f in result.flags
+            if f.urgency == AlertLevel.EMERGENCY and f.code not in before
+            and f.code not in acked]
 
 
 @dataclass(frozen=True)
@@ -386,7 +382,7 @@ def _board_order(view: AlertView) -> tuple[bool, int, int, float]:
     # most recently answered first.
     when = -(view.done.at if view.done else view.raised_at).timestamp() if done \
         else view.raised_at.timestamp()
-    return (done, _LEVEL_RANK[AlertLevel(view.level)], _STATE_RANK[AlertState(view.state)],
+    return (done, urgency_rank(AlertLevel(view.level)), _STATE_RANK[AlertState(view.state)],
             when)
 
 

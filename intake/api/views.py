@@ -14,7 +14,7 @@ from intake.api import bp
 from intake.api.schemas import IdempotencyKeySchema, SubmitIntakeSchema
 from intake.bearer import bearer_matches
 from intake.clinical import AnswerError, parse_simple_answers
-from intake.pipeline import delivery_states
+from intake.storage import queries
 from intake.storage.models import DeliveryAttempt, Intake
 
 _submit_schema = SubmitIntakeSchema()
@@ -119,9 +119,9 @@ def get_intake(intake_id: str) -> tuple[Response, int] | Response:
         intake = session.get(Intake, intake_id)
         if intake is None:
             return _error(404, {}, "not found")
-        result = intake.triage_results[-1] if intake.triage_results else None
+        result = queries.newest_record(session, intake_id)
         attempts = intake.delivery_attempts
-        delivery_state = delivery_states(session, [intake_id])[intake_id]
+        delivery_state = queries.delivery_of(session, intake).state
         last: DeliveryAttempt | None = attempts[-1] if attempts else None
         body = {
             "id": intake.id,

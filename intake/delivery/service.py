@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session, object_session
 from intake.config import Settings
 from intake.delivery.base import DeliveryAdapter
 from intake.delivery.folder import FolderAdapter
-from intake.storage.models import Intake, ReviewAction, ReviewKind, TriageResult
+from intake.storage import queries
+from intake.storage.models import Intake, ReviewAction, ReviewKind, TriageRecord
 
 if TYPE_CHECKING:
     from intake.fhir.bundle import ReviewState
@@ -52,7 +53,7 @@ def _demographics(walk_in: dict[str, Any] | None) -> dict[str, Any] | None:
     return {names[k]: v for k, v in walk_in.items() if k in names}
 
 
-def build_bundle(intake: Intake, result: TriageResult, settings: Settings) -> dict[str, Any]:
+def build_bundle(intake: Intake, result: TriageRecord, settings: Settings) -> dict[str, Any]:
     """The transaction Bundle of the intake's current state (deterministic: a re-send is
     byte-identical). The first delivery creates (``ifNoneExist``); once the intake has
     been re-triaged or a practitioner has acted on it, the bundle updates the same
@@ -81,30 +82,31 @@ def build_bundle(intake: Intake, result: TriageResult, settings: Settings) -> di
     ))
 
 
+def _red(record: TriageRecord) -> list[str]:
+    """The record's red flag codes, in rule-table order."""
+    return [f.code for f in record.triage.flags if f.red_flag]
+
+
 def red_flag_since(session: Session, intake: Intake,
-                   result: TriageResult) -> dict[str, datetime]:
+                   result: TriageRecord) -> dict[str, datetime]:
     """Each current red flag -> when it first fired without a break (the Flag's
     ``period.start`` stays put across re-triage). Empty on the first revision."""
     if result.revision == 1:
         return {}
-    rows = session.execute(
-        select(TriageResult.result, TriageResult.created_at)
-        .where(TriageResult.intake_id == intake.id, TriageResult.revision <= result.revision)
-        .order_by(TriageResult.revision.desc())
-    ).all()
-    tracking = {f["code"] for f in result.result.get("flags", []) if f.get("red_flag")}
+    tracking = set(_red(result))
     since: dict[str, datetime] = {}
-    for data, created_at in rows:  # newest first: walk back while each stays red
-        red = {f["code"] for f in data.get("flags", []) if f.get("red_flag")}
+    # Newest first: walk back while each stays red.
+    for record in queries.records_newest_first(session, intake.id, up_to=result.revision):
+        red = set(_red(record))
         for code in list(tracking):
             if code in red:
-                since[code] = created_at
+                since[code] = record.created_at
             else:
                 tracking.discard(code)
     return since
 
 
-def review_state(session: Session, intake: Intake, result: TriageResult) -> ReviewState | None:
+def review_state(session: Session, intake: Intake, result: TriageRecord) -> ReviewState | None:
     """What practitioners did to the intake, for the write-back (None: nothing yet)."""
     from intake.fhir.bundle import ReviewState
 
@@ -123,16 +125,12 @@ def review_state(session: Session, intake: Intake, result: TriageResult) -> Revi
             acknowledged.setdefault(action.flag_code, action.at)
         elif action.kind == ReviewKind.CHANGE_DEPARTMENT:
             reason = action.reason
-    current_red = {f["code"] for f in result.result.get("flags", []) if f.get("red_flag")}
+    current_red = set(_red(result))
     earlier_red: list[str] = []
-    for older in session.execute(
-        select(TriageResult.result).where(TriageResult.intake_id == intake.id,
-                                          TriageResult.revision < result.revision)
-        .order_by(TriageResult.revision)
-    ).scalars():
-        for flag in older.get("flags", []):
-            code = flag["code"]
-            if flag.get("red_flag") and code not in current_red and code not in earlier_red:
+    older = queries.records_newest_first(session, intake.id, up_to=result.revision - 1)
+    for record in reversed(older):  # oldest first
+        for code in _red(record):
+            if code not in current_red and code not in earlier_red:
                 earlier_red.append(code)
     return ReviewState(
         version=actions[-1].seq,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from intake import audit, intakes, pipeline
@@ -26,7 +26,8 @@ from intake.config import Settings
 from intake.constants import IDENTIFIER_SYSTEM_INTAKE
 from intake.fhirapi.outcome import FhirError, Issue
 from intake.fhirapi.validation import InboundResponse, Token
-from intake.storage.models import Intake, TriageResult
+from intake.storage import queries
+from intake.storage.models import Intake, TriageRecord
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -147,7 +148,7 @@ def read_questionnaire_response(sessions: sessionmaker[Session], settings: Setti
     return resource
 
 
-def risk_assessment(intake: Intake, result: TriageResult, settings: Settings) -> JsonDict:
+def risk_assessment(intake: Intake, result: TriageRecord, settings: Settings) -> JsonDict:
     """The RiskAssessment of one triage result, as this server serves it."""
     from fhir.resources.R4B.riskassessment import RiskAssessment
 
@@ -175,21 +176,12 @@ def risk_assessment(intake: Intake, result: TriageResult, settings: Settings) ->
     return out
 
 
-def _latest_results() -> Any:
-    """(intake, its newest triage result) pairs, as a select to add criteria to."""
-    newest = (select(TriageResult.intake_id, func.max(TriageResult.revision).label("rev"))
-              .group_by(TriageResult.intake_id).subquery())
-    return (select(Intake, TriageResult)
-            .join(newest, newest.c.intake_id == Intake.id)
-            .join(TriageResult, and_(TriageResult.intake_id == Intake.id,
-                                     TriageResult.revision == newest.c.rev)))
-
-
 def read_risk_assessment(sessions: sessionmaker[Session], settings: Settings,
                          intake_id: str, *, actor: str) -> JsonDict | None:
     """None until the intake is triaged (the triage runs after the submission)."""
     with sessions.begin() as session:
-        row = session.execute(_latest_results().where(Intake.id == intake_id)).first()
+        row = session.execute(
+            queries.with_newest_record().where(Intake.id == intake_id)).first()
         if row is None:
             return None
         intake, result = row
@@ -212,7 +204,7 @@ class RiskSearch:
 def search_risk_assessments(sessions: sessionmaker[Session], settings: Settings,
                             search: RiskSearch, *, actor: str) -> tuple[int, list[JsonDict]]:
     """(total matches, the newest ``count`` RiskAssessments), newest first."""
-    query = _latest_results()
+    query = queries.with_newest_record()
     if search.subject is not None:
         if search.subject.system not in (None, settings.record_number_system):
             return 0, []
@@ -226,7 +218,7 @@ def search_risk_assessments(sessions: sessionmaker[Session], settings: Settings,
     with sessions.begin() as session:
         total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
         rows: Sequence[Any] = session.execute(
-            query.order_by(TriageResult.created_at.desc(), Intake.id)
+            query.order_by(TriageRecord.created_at.desc(), Intake.id)
             .limit(search.count)).all()
         resources = []
         for intake, result in rows:

@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from intake.storage.models import DeliveryAttempt, Intake, Job, JobState, TriageResult, utcnow
+from intake.storage.models import DeliveryAttempt, Intake, Job, JobState, TriageRecord, utcnow
 
 
 def _line(name: str, value: float, **labels: str) -> str:
@@ -65,6 +65,6 @@ def render(session: Session, now: datetime | None = None) -> str:
     out += ["# HELP intake_triage_results_total Triage results by urgency.",
             "# TYPE intake_triage_results_total counter"]
     for urgency, count in session.execute(
-            select(TriageResult.urgency, func.count()).group_by(TriageResult.urgency)).all():
+            select(TriageRecord.urgency, func.count()).group_by(TriageRecord.urgency)).all():
         out.append(_line("intake_triage_results_total", count, urgency=urgency))
     return "\n".join(out) + "\n"

@@ -27,14 +27,10 @@ from intake import audit, pipeline
 from intake.clinical import evaluate, parse_simple_answers
 from intake.config import Settings
 from intake.kiosk.form import Section, TabletForm
+from intake.lifecycle import IntakeStatus
 from intake.pipeline import Clock
-from intake.storage.models import (
-    Intake,
-    IntakeStatus,
-    KioskDraft,
-    TriageResult,
-    utcnow,
-)
+from intake.storage import queries
+from intake.storage.models import Intake, KioskDraft, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -252,10 +248,7 @@ def result_message(session: Session, intake: Intake) -> MessageKey | None:
     Only the urgency decides; flags and departments never reach the tablet. A failed
     triage gets the same-day message, so someone speaks with the patient.
     """
-    urgency = session.execute(
-        select(TriageResult.urgency).where(TriageResult.intake_id == intake.id)
-        .order_by(TriageResult.revision.desc()).limit(1)
-    ).scalar_one_or_none()
+    urgency = queries.newest_urgency(session, intake.id)
     if urgency is None:
         return "same_day" if intake.status == IntakeStatus.TRIAGE_FAILED else None
     return message_for(urgency)

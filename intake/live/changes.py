@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from intake.storage.models import DeliveryAttempt, Intake, ReviewAction, TriageResult
+from intake.storage.models import DeliveryAttempt, Intake, ReviewAction, TriageRecord
 
 LOOKBACK = 64
 INTAKE_OVERLAP = timedelta(seconds=5)
@@ -59,7 +59,7 @@ def latest_cursor(session: Session) -> Cursor:
     """The cursor of everything stored now."""
     newest = session.execute(select(func.max(Intake.received_at))).scalar_one()
     return Cursor(
-        int(session.execute(select(func.max(TriageResult.id))).scalar_one() or 0),
+        int(session.execute(select(func.max(TriageRecord.id))).scalar_one() or 0),
         int(session.execute(select(func.max(DeliveryAttempt.id))).scalar_one() or 0),
         int(session.execute(select(func.max(ReviewAction.id))).scalar_one() or 0),
         _micros(newest) if newest is not None else 0)
@@ -89,7 +89,7 @@ def changes_after(session: Session, cursor: Cursor, seen: Seen,
     out: list[tuple[str, str, int]] = []
     result_id, attempt_id, action_id, received_us = (cursor.result, cursor.attempt,
                                                      cursor.action, cursor.received_us)
-    for kind, model, start in (("result", TriageResult, cursor.result),
+    for kind, model, start in (("result", TriageRecord, cursor.result),
                                ("delivery", DeliveryAttempt, cursor.attempt),
                                ("review", ReviewAction, cursor.action)):
         rows = session.execute(

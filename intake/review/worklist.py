@@ -1,10 +1,11 @@
-"""Read side of the practitioners' pages: the worklist query, delivery states, the case
-view's records and the live stream's events. Nothing here writes (the actions are in
-``intake.review.actions``); nothing here knows about Flask.
+"""Read side of the practitioners' pages: the worklist query, the case view's records
+and the answers in both languages. Nothing here writes (the actions are in
+``intake.review.actions``); nothing here knows about Flask. The queries every screen
+shares (newest triage records, delivery states) are in ``intake.storage.queries``.
 
 A worklist page is four SQL queries, whatever the number of rows: the count for the
 pager; the page's ids in order (the newest triage revision of each intake through a
-subquery, see :func:`newest_results`; every filter in SQL; urgency order as a CASE over
+subquery, see :func:`intake.storage.queries.newest_records`; every filter in SQL; urgency order as a CASE over
 the urgency CodeSystem's ranks; LIMIT/OFFSET); the listed columns of those ids; and
 their delivery jobs. No query per row. The default view (not reviewed) reads the partial
 index ``ix_intakes_not_reviewed`` and the results' covering index, so its cost follows
@@ -13,7 +14,7 @@ the open queue, not the whole history.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
@@ -21,8 +22,8 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, case, exists, func, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import ColumnElement, case, func, select
+from sqlalchemy.orm import Session
 
 from intake.clinical import Text, load_ruleset
 from intake.clinical.questionnaire import default_form_index
@@ -30,16 +31,18 @@ from intake.desk.services import (
     PENDING_RANK,
     urgency_labels,
 )
+from intake.lifecycle import status_time
+from intake.storage import queries
 from intake.storage.models import (
     DELIVERY_KINDS,
     DeliveryAttempt,
     Intake,
     Job,
-    JobState,
     ReviewAction,
-    TriageResult,
+    TriageRecord,
     User,
 )
+from intake.storage.queries import Delivery, DeliveryState
 
 PER_PAGE = 50
 MAX_PAGE = 10_000  # the pager never needs more; larger numbers are refused as bad input
@@ -124,20 +127,6 @@ def local_day_start(day: date, tz: ZoneInfo) -> datetime:
     return datetime.combine(day, dtime.min, tzinfo=tz).astimezone(UTC)
 
 
-def newest_results() -> Any:
-    """Each intake's newest triage result: the one no later revision of the same intake
-    exists for. Written as NOT EXISTS (an anti-join) rather than the desk's
-    ``revision = (SELECT max(...))``: PostgreSQL then joins once instead of evaluating
-    the subquery for every candidate pair (about 5x faster at 10,000 intakes), and
-    SQLite answers it from the (intake_id, revision) index as before."""
-    newer = aliased(TriageResult)
-    return (select(TriageResult.id, TriageResult.intake_id, TriageResult.revision,
-                   TriageResult.urgency, TriageResult.department, TriageResult.flag_codes)
-            .where(~exists().where(newer.intake_id == TriageResult.intake_id,
-                                   newer.revision > TriageResult.revision))
-            .subquery("newest"))
-
-
 def _rank(result: Any) -> ColumnElement[int]:
     """Urgency order: the CodeSystem's rank (x10, to keep integers); no result yet is
     ranked just below emergencies, as on the desk (it may be one)."""
@@ -205,20 +194,6 @@ def patient_of(record_number: str | None, demographics: Mapping[str, Any] | None
 
 
 @dataclass(frozen=True)
-class Delivery:
-    """Where the intake stands with the record system.
-
-    ``waiting``: nothing to send yet (not triaged); ``sending``: a delivery is owed
-    (``attempts`` made so far); ``delivered`` at ``at``; ``failed`` at ``at`` with
-    ``reason`` (the record system's rejection, or the last error after the retries)."""
-
-    state: str
-    at: datetime | None = None
-    reason: str | None = None
-    attempts: int = 0
-
-
-@dataclass(frozen=True)
 class Row:
     intake_id: str
     business_id: str
@@ -233,7 +208,7 @@ class Row:
     flags: tuple[str, ...]
     red_flags: frozenset[str]
     awaiting_result: bool  # examination findings entered, the new result not in yet
-    delivery: Delivery = field(default_factory=lambda: Delivery("waiting"))
+    delivery: Delivery = field(default_factory=lambda: Delivery(DeliveryState.NOT_STARTED))
 
 
 @dataclass(frozen=True)
@@ -252,7 +227,7 @@ def worklist(session: Session, filters: Filters, tz: ZoneInfo,
     longest at a level is seen next (newest first, as on the desk's alert board, would
     let a steady stream of arrivals push an early one down the list for good).
     """
-    result = newest_results()
+    result = queries.newest_records()
     on_intake, on_result = _conditions(filters, tz, result)
     where = [*on_intake, *on_result]
     joined = Intake.__table__.outerjoin(result, result.c.intake_id == Intake.id)
@@ -290,12 +265,13 @@ def worklist(session: Session, filters: Filters, tz: ZoneInfo,
          demographics, override, revision, status_reason, urgency, department, codes,
          result_revision) in found:
         flags = tuple(c for c in (codes or "").split(",") if c)
-        times = {"received": received_at, "triaged": triaged_at,
-                 "triage_failed": triage_failed_at, "delivered": delivered_at,
-                 "delivery_failed": delivery_failed_at, "acknowledged": acknowledged_at}
+        times = {"received_at": received_at, "triaged_at": triaged_at,
+                 "triage_failed_at": triage_failed_at, "delivered_at": delivered_at,
+                 "delivery_failed_at": delivery_failed_at,
+                 "acknowledged_at": acknowledged_at}
         rows.append(Row(
             intake_id=intake_id, business_id=business_id, received_at=received_at,
-            status=status, status_at=times.get(status), reviewed_at=reviewed_at,
+            status=status, status_at=status_time(status, times), reviewed_at=reviewed_at,
             patient=patient_of(record_number, demographics),
             urgency=urgency, department=override or department,
             department_changed=override is not None and override != department,
@@ -303,43 +279,9 @@ def worklist(session: Session, filters: Filters, tz: ZoneInfo,
             awaiting_result=result_revision is None or revision > result_revision,
         ))
         known.append((intake_id, (delivered_at, delivery_failed_at, status_reason)))
-    states = delivery_states(session, known)
+    states = queries.delivery_states(session, known)
     return Page([replace(r, delivery=states[r.intake_id]) for r in rows], total,
                 filters.page, pages)
-
-
-def delivery_states(session: Session,
-                    intakes: Sequence[tuple[str, tuple[datetime | None, datetime | None,
-                                                       str | None]]]) -> dict[str, Delivery]:
-    """The delivery state of each intake, from its delivery jobs (one query for all).
-
-    ``intakes``: (id, (delivered_at, delivery_failed_at, status_reason)). A pending job
-    means a delivery is owed (sending); otherwise the newest job says delivered or
-    failed; no job means nothing was triaged yet (waiting). Superseded jobs were carried
-    by a later delivery and say nothing of their own.
-    """
-    ids = [i for i, _ in intakes]
-    jobs: dict[str, list[tuple[int, str, int]]] = {i: [] for i in ids}
-    if ids:
-        for intake_id, job_id, job_state, attempts in session.execute(
-            select(Job.intake_id, Job.id, Job.state, Job.attempts)
-            .where(Job.intake_id.in_(ids), Job.kind.in_(DELIVERY_KINDS),
-                   Job.state != JobState.SUPERSEDED)
-        ).all():
-            jobs[intake_id].append((int(job_id), str(job_state), int(attempts)))
-    out: dict[str, Delivery] = {}
-    for intake_id, (delivered_at, failed_at, reason) in intakes:
-        own = sorted(jobs[intake_id])
-        pending = [j for j in own if j[1] == JobState.PENDING]
-        if pending:
-            out[intake_id] = Delivery("sending", attempts=max(j[2] for j in pending))
-        elif not own:
-            out[intake_id] = Delivery("waiting")
-        elif own[-1][1] == JobState.FAILED:
-            out[intake_id] = Delivery("failed", failed_at, reason, own[-1][2])
-        else:
-            out[intake_id] = Delivery("delivered", delivered_at, attempts=own[-1][2])
-    return out
 
 
 # --- the case view -------------------------------------------------------------------
@@ -358,14 +300,14 @@ class Case:
     """Everything the case view shows, loaded in one session (then detached)."""
 
     intake: Intake
-    results: list[TriageResult]  # newest revision first
+    results: list[TriageRecord]  # newest revision first
     actions: list[ActionRecord]  # newest first
     jobs: list[Job]  # delivery jobs, newest first
     attempts: list[DeliveryAttempt]  # newest first
     delivery: Delivery
 
     @property
-    def current(self) -> TriageResult | None:
+    def current(self) -> TriageRecord | None:
         return self.results[0] if self.results else None
 
     @property
@@ -382,9 +324,7 @@ def load_case(session: Session, intake_id: str) -> Case | None:
     intake = session.get(Intake, intake_id)
     if intake is None:
         return None
-    results = list(session.execute(
-        select(TriageResult).where(TriageResult.intake_id == intake_id)
-        .order_by(TriageResult.revision.desc())).scalars())
+    results = queries.records_newest_first(session, intake_id)
     actions = [ActionRecord(a, name) for a, name in session.execute(
         select(ReviewAction, User.name).join(User, User.id == ReviewAction.user_id)
         .where(ReviewAction.intake_id == intake_id).order_by(ReviewAction.seq.desc())).all()]
@@ -394,10 +334,7 @@ def load_case(session: Session, intake_id: str) -> Case | None:
     attempts = list(session.execute(
         select(DeliveryAttempt).where(DeliveryAttempt.intake_id == intake_id)
         .order_by(DeliveryAttempt.id.desc())).scalars())
-    delivery = delivery_states(session, [(intake.id, (intake.delivered_at,
-                                                      intake.delivery_failed_at,
-                                                      intake.status_reason))])[intake.id]
-    return Case(intake, results, actions, jobs, attempts, delivery)
+    return Case(intake, results, actions, jobs, attempts, queries.delivery_of(session, intake))
 
 
 # --- answers in both languages ---------------------------------------------------------

@@ -29,6 +29,9 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from intake.clinical.result import TriageResult
+from intake.lifecycle import IntakeStatus as IntakeStatus
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -61,13 +64,18 @@ class Base(DeclarativeBase):
     pass
 
 
-class IntakeStatus(enum.StrEnum):
-    RECEIVED = "received"
-    TRIAGED = "triaged"
-    TRIAGE_FAILED = "triage_failed"
-    DELIVERED = "delivered"
-    DELIVERY_FAILED = "delivery_failed"
-    ACKNOWLEDGED = "acknowledged"
+class StatusType(TypeDecorator[IntakeStatus]):
+    """``Intake.status``: stored as its text, read back as an :class:`IntakeStatus`."""
+
+    impl = String(20)
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else IntakeStatus(value).value
+
+    def process_result_value(self, value: str | None,
+                             dialect: Dialect) -> IntakeStatus | None:
+        return None if value is None else IntakeStatus(value)
 
 
 class JobKind(enum.StrEnum):
@@ -144,7 +152,8 @@ class Intake(Base):
     # Increases when staff add examination findings; each revision is triaged
     # and delivered once.
     revision: Mapped[int] = mapped_column(Integer, default=1)
-    status: Mapped[str] = mapped_column(String(20), index=True)
+    # Moved only by the functions of ``intake.lifecycle``.
+    status: Mapped[IntakeStatus] = mapped_column(StatusType(), index=True)
     status_reason: Mapped[str | None] = mapped_column(Text)
     # Indexed: the desk and the worklist list recent intakes by it.
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
@@ -158,15 +167,17 @@ class Intake(Base):
     department_override: Mapped[str | None] = mapped_column(String(40))
     # Number of review actions so far (ReviewAction.seq of the newest).
     review_seq: Mapped[int] = mapped_column(Integer, default=0)
-    # Held by the one delivery of this intake running now, whichever job it serves.
+    # The delivery lease: held by the one delivery of this intake running now, whichever
+    # job it serves (see ``intake.pipeline.claim_delivery``); the sweeper leaves the
+    # intake's delivery jobs alone while it is held.
     delivery_lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # The enrolled tablet the patient answered on (None: the API, FHIR, or a tablet
     # session begun before tablets were enrolled).
     device_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id"))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
-    triage_results: Mapped[list[TriageResult]] = relationship(
-        back_populates="intake", order_by="TriageResult.revision"
+    triage_records: Mapped[list[TriageRecord]] = relationship(
+        back_populates="intake", order_by="TriageRecord.revision"
     )
     jobs: Mapped[list[Job]] = relationship(back_populates="intake", order_by="Job.id")
     delivery_attempts: Mapped[list[DeliveryAttempt]] = relationship(
@@ -194,8 +205,6 @@ class Job(Base):
     enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # A scheduled retry is not stuck before this time.
     not_before: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    # Held by one running delivery; another may take over after it passes.
-    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # True after a timeout or dropped connection: the next attempt searches first.
     ambiguous: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -203,7 +212,13 @@ class Job(Base):
     intake: Mapped[Intake] = relationship(back_populates="jobs")
 
 
-class TriageResult(Base):
+class TriageRecord(Base):
+    """A stored triage result: one per (intake, revision), never changed once written.
+
+    ``result`` holds the JSON form of :class:`intake.clinical.TriageResult` (the
+    ``intake triage`` contract); read it through :attr:`triage`, typed. The other
+    columns copy what the worklist filters and sorts on."""
+
     __tablename__ = "triage_results"
     __table_args__ = (
         UniqueConstraint("intake_id", "revision", name="uq_triage_results_intake_revision"),
@@ -225,7 +240,16 @@ class TriageResult(Base):
     result: Mapped[dict[str, Any]] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
-    intake: Mapped[Intake] = relationship(back_populates="triage_results")
+    intake: Mapped[Intake] = relationship(back_populates="triage_records")
+
+    @property
+    def triage(self) -> TriageResult:
+        """The stored result, typed (read once per loaded row)."""
+        cached: TriageResult | None = self.__dict__.get("_triage")
+        if cached is None:
+            cached = TriageResult.from_dict(self.result)
+            self.__dict__["_triage"] = cached
+        return cached
 
 
 class DeliveryAttempt(Base):
