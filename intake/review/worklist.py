@@ -5,11 +5,11 @@ shares (newest triage records, delivery states) are in ``intake.storage.queries`
 
 A worklist page is four SQL queries, whatever the number of rows: the count for the
 pager; the page's ids in order (the newest triage revision of each intake through a
-subquery, see :func:`intake.storage.queries.newest_records`; every filter in SQL; urgency order as a CASE over
-the urgency CodeSystem's ranks; LIMIT/OFFSET); the listed columns of those ids; and
-their delivery jobs. No query per row. The default view (not reviewed) reads the partial
-index ``ix_intakes_not_reviewed`` and the results' covering index, so its cost follows
-the open queue, not the whole history.
+subquery, see :func:`intake.storage.queries.newest_records`; every filter in SQL;
+urgency order as a CASE over the urgency CodeSystem's ranks; LIMIT/OFFSET); the listed
+columns of those ids; and their delivery jobs. No query per row. The default view (not
+reviewed) reads the partial index ``ix_intakes_not_reviewed`` and the results' covering
+index, so its cost follows the open queue, not the whole history.
 """
 
 from __future__ import annotations
