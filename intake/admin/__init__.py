@@ -7,8 +7,10 @@ Looking at or downloading the audit trail is itself recorded in it (``audit.view
 their values.
 """
 
-from flask import Blueprint
+from intake.storage.models import Role
+from intake.web import staff_blueprint
 
-bp = Blueprint("admin", __name__, static_folder="static", static_url_path="/static")
+bp = staff_blueprint("admin", __name__, roles=(Role.ADMIN,), static_folder="static",
+                     static_url_path="/static")
 
 from intake.admin import views as views  # noqa: E402,F401

@@ -1,6 +1,10 @@
-"""Strings of the admin pages (/admin), Japanese first, English second."""
+"""Strings of the admin pages (/admin), Japanese first, English second; then the staff
+pages' (:data:`intake.auth.i18n.STAFF`)."""
 
 from __future__ import annotations
+
+from intake.auth.i18n import STAFF
+from intake.web.i18n import Catalog
 
 CATALOG: dict[str, tuple[str, str]] = {
     "admin_title": ("管理", "Admin"),
@@ -81,13 +85,11 @@ CATALOG: dict[str, tuple[str, str]] = {
                                     "（#{id}）。",
                                     "The anchor row had been altered (#{id})."),
     # filters
-    "filters_title": ("絞り込み", "Filters"),
     "f_from": ("開始日", "From"),
     "f_to": ("終了日", "To"),
     "f_actor": ("実行者", "Actor"),
     "f_action": ("操作", "Action"),
     "f_entity": ("対象ID", "Entity id"),
-    "f_page": ("ページ", "Page"),
     "f_any": ("すべて", "Any"),
     "f_dates_note": ("日付は{tz}の時刻です。", "Dates are in {tz} time."),
     "apply": ("絞り込む", "Apply"),
@@ -128,7 +130,6 @@ CATALOG: dict[str, tuple[str, str]] = {
     "not_locked": ("なし", "none"),
     "no_users": ("ユーザーはいません。", "There are no users."),
     # errors
-    "bad_filter_title": ("絞り込み条件が正しくありません", "A filter is not valid"),
     "bad_filter_body": ("「{label}」（{name}）：{why}", "“{label}” ({name}): {why}"),
     "why_date": ("日付は YYYY-MM-DD の形で入力してください。", "enter a date as YYYY-MM-DD."),
     "why_range": ("終了日は開始日以降にしてください。",
@@ -248,3 +249,5 @@ CATALOG: dict[str, tuple[str, str]] = {
                             "“{name}” is already revoked."),
     "err_refused": ("入力内容を確認してください。", "Check what was entered."),
 }
+
+ADMIN = Catalog("admin", CATALOG, STAFF)

@@ -11,35 +11,28 @@ from zoneinfo import ZoneInfo
 from flask import Response, redirect, render_template, request
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
 from intake import audit, state
 from intake.admin import bp, services
 from intake.admin.filters import AuditQuery, BadFilter, parse
-from intake.admin.i18n import CATALOG
-from intake.auth import Principal, current_user, require_roles
-from intake.auth.i18n import translator
-from intake.auth.web import error_page
+from intake.admin.i18n import ADMIN
 from intake.devices import services as devices_domain
 from intake.fhirapi.outcome import FHIR_JSON
-from intake.kiosk import i18n
-from intake.kiosk.web import csrf_token, protect
 from intake.live.notify import publish
-from intake.storage.models import Device, DeviceKind, Role, utcnow
+from intake.storage.models import Device, DeviceKind, utcnow
+from intake.web import Principal, csrf_token, current_user, staff_lang
 
 TRAIL = ("audit", "trail")  # entity type and id of events about the audit trail itself
 
-
-protect(bp)  # CSRF, and no-store on everything but static files
-
-
-def _lang() -> str:
-    return i18n.negotiate(request.args.get("lang"), request.accept_languages.values())
+# The blueprint (intake.admin) is a staff blueprint: every view below is for admins only,
+# CSRF-checked, no-store on everything but static files; refusals (403 for another role,
+# 400 for a form without its CSRF token...) get the staff pages' common error page: who
+# is signed in, and why, never a request detail.
 
 
 def _t(lang: str) -> Any:
-    return translator(lang, CATALOG)
+    return ADMIN.translator(lang)
 
 
 def _tz() -> ZoneInfo:
@@ -47,21 +40,16 @@ def _tz() -> ZoneInfo:
 
 
 def _page(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
-    lang = _lang()
+    lang = staff_lang()
     return render_template(template, lang=lang, t=_t(lang), csrf_token=csrf_token(),
                            user=current_user(), tz=state().settings.display_timezone,
                            **context), status
 
 
-# Refusals (403 for another role, 400 for a form without its CSRF token...) get the
-# staff pages' common error page: who is signed in, and why, never a request detail.
-bp.register_error_handler(HTTPException, error_page)
-
-
 @bp.errorhandler(BadFilter)
 def _bad_filter(exc: BadFilter) -> tuple[str, int]:
     """400 naming the filter and what is wrong with it (never the value typed)."""
-    t = _t(_lang())
+    t = _t(staff_lang())
     label = t(f"f_{exc.name}")
     return _page("admin/error.html", 400, title=t("bad_filter_title"),
                  body=t("bad_filter_body", label=label, name=exc.name,
@@ -79,19 +67,12 @@ def _record(principal: Principal, action: str, detail: dict[str, Any],
                      entity_id=entity[1], detail=detail)
 
 
-def _signed_in() -> Principal:
-    principal = current_user()
-    assert principal is not None  # require_roles let the request through
-    return principal
-
-
 @bp.get("/")
 @bp.get("")  # registered first: url_for gives /admin
-@require_roles(Role.ADMIN)
 def index() -> tuple[str, int]:
     """The audit trail, newest first, with the tamper check and the downloads."""
     q = _query()
-    _record(_signed_in(), "audit.viewed", {"filters": q.given, "page": q.page})
+    _record(current_user(), "audit.viewed", {"filters": q.given, "page": q.page})
     tz = _tz()
     # Checked on every view, nothing cached: the screen says what the database holds now.
     with state().sessions() as session:
@@ -106,13 +87,12 @@ def index() -> tuple[str, int]:
 
 
 @bp.get("/users")
-@require_roles(Role.ADMIN)
 def users() -> tuple[str, int]:
     """Who has access: name, role, active, locked. Read-only (changes: `intake users`)."""
     tz = _tz()
     with state().sessions() as session:
         rows = services.users(session, utcnow(), tz)
-    _record(_signed_in(), "users.viewed", {"rows": len(rows)})
+    _record(current_user(), "users.viewed", {"rows": len(rows)})
     return _page("admin/users.html", rows=rows, active="users")
 
 
@@ -127,12 +107,11 @@ def _attachment(body: Any, mimetype: str, name: str) -> Response:
 
 
 @bp.get("/audit.csv")
-@require_roles(Role.ADMIN)
 def audit_csv() -> Response:
     """The filtered trail as CSV, oldest first, streamed (UTF-8 with a byte order mark,
     so spreadsheet programs in Japan read it as UTF-8)."""
     q = _query()
-    _record(_signed_in(), "audit.exported", {"format": "csv", "filters": q.given})
+    _record(current_user(), "audit.exported", {"format": "csv", "filters": q.given})
     sessions = state().sessions
 
     def rows() -> Iterator[str]:
@@ -144,7 +123,6 @@ def audit_csv() -> Response:
 
 
 @bp.get("/audit.fhir.json")
-@require_roles(Role.ADMIN)
 def audit_fhir() -> Response:
     """The filtered trail as a FHIR R4 Bundle (collection) of AuditEvent resources."""
     q = _query()
@@ -154,8 +132,8 @@ def audit_fhir() -> Response:
         except audit.ExportTooLarge as exc:
             raise BadFilter("from", "why_too_many", max=audit.FHIR_EXPORT_MAX,
                             n=exc.count) from None
-    _record(_signed_in(), "audit.exported", {"format": "fhir", "filters": q.given,
-                                             "events": len(bundle.get("entry", []))})
+    _record(current_user(), "audit.exported", {"format": "fhir", "filters": q.given,
+                                               "events": len(bundle.get("entry", []))})
     return _attachment(json.dumps(bundle, ensure_ascii=False), FHIR_JSON,
                        _download_name("fhir.json"))
 
@@ -179,7 +157,7 @@ def _devices_page(mode: str, status: int = 200, **context: Any) -> tuple[str, in
 def _device_refused(exc: services.DeviceRefused) -> tuple[str, int]:
     """The refusal's status, with a page naming the problem; for a new device, the form
     again with what was typed."""
-    t = _t(_lang())
+    t = _t(staff_lang())
     form = None
     if exc.title == "add_failed_title":
         form = {"name": request.form.get("name", "")[:200],
@@ -202,14 +180,13 @@ def _issued_page(issued: devices_domain.Issued, *, new: bool) -> tuple[str, int]
 
 
 @bp.get("/devices")
-@require_roles(Role.ADMIN)
 def devices() -> tuple[str, int]:
     """Every device with its state and history, the form to add one, and per device a
     new code and revocation."""
     tz = _tz()
     with state().sessions() as session:
         rows = services.devices(session, utcnow(), tz)
-    _record(_signed_in(), "devices.viewed", {"rows": len(rows)}, entity=DEVICES)
+    _record(current_user(), "devices.viewed", {"rows": len(rows)}, entity=DEVICES)
     # After a revocation (post, redirect, get): a notice over that device's row.
     revoked = request.args.get("revoked", "")
     wanted = int(revoked) if revoked.isascii() and revoked.isdigit() and len(revoked) < 11 \
@@ -219,12 +196,11 @@ def devices() -> tuple[str, int]:
 
 
 @bp.post("/devices")
-@require_roles(Role.ADMIN)
 def device_add() -> tuple[str, int]:
     """Add a device (name, kind) and show its first one-time code."""
     name = request.form.get("name", "")
     kind = request.form.get("kind", "")
-    actor = _signed_in().name
+    actor = current_user().name
     try:
         with state().sessions.begin() as session:
             services.check_new_device(session, name, kind)
@@ -241,11 +217,10 @@ def device_add() -> tuple[str, int]:
 
 
 @bp.post("/devices/<int:device_id>/code")
-@require_roles(Role.ADMIN)
 def device_code(device_id: int) -> tuple[str, int]:
     """A new one-time code for a device (a new browser, a replaced tablet, or after a
     revocation); an earlier unused code stops working."""
-    actor = _signed_in().name
+    actor = current_user().name
     with state().sessions.begin() as session:
         device = services.device_by_id(session, device_id, "code_failed_title")
         issued = devices_domain.new_code(session, device.name, actor=actor, now=utcnow())
@@ -270,21 +245,19 @@ def _confirm_page(device_id: int) -> tuple[str, int]:
 
 
 @bp.get("/devices/<int:device_id>/revoke")
-@require_roles(Role.ADMIN)
 def device_revoke_confirm(device_id: int) -> tuple[str, int]:
     """Ask before revoking (a page of its own, so it works without script)."""
     return _confirm_page(device_id)
 
 
 @bp.post("/devices/<int:device_id>/revoke")
-@require_roles(Role.ADMIN)
 def device_revoke(device_id: int) -> BaseResponse | tuple[str, int]:
     """Revoke a device at once: its token and any unused code are cleared, and the live
     process is told to close its open streams. Without the confirmation page's
     ``confirm=yes`` that page is shown instead, and nothing changes."""
     if request.form.get("confirm") != "yes":
         return _confirm_page(device_id)
-    actor = _signed_in().name
+    actor = current_user().name
     st = state()
     with st.sessions.begin() as session:
         device = _revocable(session, device_id, lock=True)
@@ -292,4 +265,4 @@ def device_revoke(device_id: int) -> BaseResponse | tuple[str, int]:
                                            now=utcnow()).id
     # After the commit, so the live process finds the revocation when it looks.
     publish(st.settings.redis_url, "device", device=revoked_id)
-    return redirect(f"/admin/devices?lang={_lang()}&revoked={revoked_id}", 303)
+    return redirect(f"/admin/devices?lang={staff_lang()}&revoked={revoked_id}", 303)

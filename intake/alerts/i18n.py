@@ -1,11 +1,15 @@
-"""Strings of the alert board and of the alert list the desk and the worklist share."""
+"""Strings of the alert board and of the alert list the desk and the worklist share;
+then the staff pages' (:data:`intake.auth.i18n.STAFF`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from intake.alerts.services import REASONS
-from intake.kiosk import i18n as kiosk_i18n
+from intake.auth.i18n import STAFF
+from intake.kiosk.i18n import CATALOG as KIOSK_STRINGS
+from intake.kiosk.i18n import KIOSK
+from intake.web.i18n import Catalog
 
 CATALOG: dict[str, tuple[str, str]] = {
     "board_title": ("受付ボード", "Front-desk board"),
@@ -79,11 +83,14 @@ CATALOG: dict[str, tuple[str, str]] = {
 }
 
 
+ALERTS = Catalog("alerts", CATALOG, STAFF)
+
+
 def labels(lang: str) -> dict[str, Any]:
-    """Everything the alert list's script needs to word an alert, in ``lang``."""
-    pick = 1 if lang == "en" else 0
-    texts = {key: value[pick] for key, value in CATALOG.items()}
-    sources = {key[len("source_"):]: value[pick] for key, value in kiosk_i18n.CATALOG.items()
+    """Everything the alert list's script needs to word an alert, in ``lang``: this
+    catalog's own strings (the script's ``T``) and the intake sources' names."""
+    texts = {key: ALERTS.text(key, lang) for key in CATALOG}
+    sources = {key[len("source_"):]: KIOSK.text(key, lang) for key in KIOSK_STRINGS
                if key.startswith("source_")}
     return {"t": texts, "reasons": {code: (text.en if lang == "en" else text.ja)
                                     for code, text in REASONS.items()},

@@ -14,29 +14,22 @@ import json
 import time
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, redirect, render_template, request
+from flask import Response, jsonify, redirect, render_template, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
 from intake import audit, state
 from intake.alerts import services
-from intake.alerts.i18n import CATALOG, labels
-from intake.auth.i18n import translator
-from intake.auth.web import error_page, load_principal, staff_lang
+from intake.alerts.i18n import ALERTS, labels
 from intake.devices.web import current_device, renew_device_cookie
-from intake.kiosk.web import csrf_token, protect
 from intake.live.changes import latest_cursor
 from intake.live.notify import publish
 from intake.storage.models import DeviceKind, Role, utcnow
-
-bp = Blueprint("alerts", __name__, static_folder="static", static_url_path="/alerts/static")
+from intake.web import browser_blueprint, csrf_token, error_page, load_principal, staff_lang
 
 STAFF_ROLES = tuple(Role)  # every role answers alerts: the front desk and those who stand in
 MAX_ID = 2**31 - 1  # larger ids are no alert (and no integer the database takes)
 VIA = ("board", "desk", "review")
-
-
-protect(bp)
 
 
 def _http_error(exc: HTTPException) -> Any:
@@ -45,7 +38,8 @@ def _http_error(exc: HTTPException) -> Any:
     return error_page(exc)
 
 
-bp.register_error_handler(HTTPException, _http_error)
+bp = browser_blueprint("alerts", __name__, errors=_http_error, static_folder="static",
+                       static_url_path="/alerts/static")
 
 
 def live_context(lang: str) -> dict[str, Any]:
@@ -58,7 +52,7 @@ def live_context(lang: str) -> dict[str, Any]:
     return {"labels": json.dumps(labels(lang), ensure_ascii=False, separators=(",", ":")),
             "heartbeat": state().settings.live_heartbeat_seconds,
             "since": f"{time.time():.3f}", "cursor": str(cursor),
-            "at": translator(lang, CATALOG)}
+            "at": ALERTS.translator(lang)}
 
 
 @bp.get("/board")
@@ -71,7 +65,7 @@ def board() -> BaseResponse:
     with state().sessions.begin() as session:
         audit.record(session, actor=device.actor, action="board.opened", entity_type="device",
                      entity_id=str(device.id))
-    t = translator(lang, CATALOG)
+    t = ALERTS.translator(lang)
     page = Response(render_template("alerts/board.html", lang=lang, t=t,
                                     csrf_token=csrf_token(), user=None, device=device,
                                     **live_context(lang)))

@@ -9,16 +9,13 @@ disabled or their password reset. Wrong passwords lock the account for 15 minute
 five tries (an unknown name likewise, so the lock-out does not tell which names exist),
 and the client address after twenty (so one address cannot try many names).
 
-Views declare who may see them with :func:`require_roles`; the route test in
-``tests/auth`` walks every URL rule of the app, so a new page without it is caught.
+Staff pages are guarded by ``intake.web`` (a staff blueprint puts every view behind
+:func:`intake.web.require_roles`); the route test in ``tests/auth`` walks every URL rule
+of the app, so a new page without it is caught.
 """
 
-from flask import Blueprint
+from intake.web import browser_blueprint
 
-bp = Blueprint("auth", __name__, static_folder="static", static_url_path="/static")
-
-from intake.auth.web import Principal, current_user, require_roles  # noqa: E402
-
-__all__ = ["Principal", "bp", "current_user", "require_roles"]
+bp = browser_blueprint("auth", __name__, static_folder="static", static_url_path="/static")
 
 from intake.auth import views as views  # noqa: E402,F401

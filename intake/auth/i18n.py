@@ -1,8 +1,10 @@
-"""Strings of the sign-in pages, Japanese and English."""
+"""Strings of the sign-in pages and of every staff page (the frame, the error page,
+words the filters of the worklist and the audit trail share), Japanese and English."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from intake.kiosk.i18n import KIOSK
+from intake.web.i18n import Catalog
 
 CATALOG: dict[str, tuple[str, str]] = {
     "signin_title": ("スタッフのサインイン", "Staff sign-in"),
@@ -12,7 +14,7 @@ CATALOG: dict[str, tuple[str, str]] = {
     "signout": ("サインアウト", "Sign out"),
     "err_signin": ("ユーザー名またはパスワードが違います。",
                    "The user name or password is wrong."),
-    "err_locked": ("サインインの失敗が続いたため、{m}分間サインインできません。",
+    "err_signin_locked": ("サインインの失敗が続いたため、{m}分間サインインできません。",
                    "Too many failed sign-ins: try again in {m} minutes."),
     "err_input": ("ユーザー名とパスワードを入力してください。",
                   "Enter your user name and password."),
@@ -23,11 +25,11 @@ CATALOG: dict[str, tuple[str, str]] = {
                         "You do not have access to this page"),
     "forbidden_body": ("別の役割のユーザーでサインインしてください。",
                        "Sign in as a user with another role."),
-    "error_title": ("エラーが発生しました", "Something went wrong"),
+    "page_error_title": ("エラーが発生しました", "Something went wrong"),
     "not_found_title": ("ページが見つかりません", "Page not found"),
     "signed_out_title": ("サインインしてください", "Please sign in"),
-    "expired_title": ("画面の有効期限が切れました。もう一度お試しください。",
-                      "This form has expired. Please try again."),
+    "form_expired_title": ("画面の有効期限が切れました。もう一度お試しください。",
+                           "This form has expired. Please try again."),
     "to_signin": ("サインイン画面へ", "Go to sign-in"),
     "nav_review": ("ワークリスト", "Worklist"),
     "nav_desk": ("受付", "Front desk"),
@@ -39,20 +41,12 @@ CATALOG: dict[str, tuple[str, str]] = {
                      "続けるには画面を操作してください。",
                      "You will be signed out soon for inactivity. Use the page to stay "
                      "signed in."),
+    # the filters of the worklist and of the audit trail
+    "filters_title": ("絞り込み", "Filters"),
+    "f_page": ("ページ", "Page"),
+    "bad_filter_title": ("絞り込み条件が正しくありません", "A filter is not valid"),
 }
 
-
-def translator(lang: str, *catalogs: dict[str, tuple[str, str]]) -> Callable[..., str]:
-    """``t(key, **values)`` looking in ``catalogs`` in order, then the tablet/desk
-    catalog (common strings such as the language switch)."""
-    from intake.kiosk import i18n as base
-
-    def t(key: str, **values: object) -> str:
-        for catalog in (*catalogs, CATALOG):
-            if key in catalog:
-                ja, en = catalog[key]
-                text = en if lang == "en" else ja
-                return text.format(**values) if values else text
-        return base.t(key, lang, **values)
-
-    return t
+# The staff pages' strings, then the tablet's (the language switch and what every screen
+# shares).
+STAFF = Catalog("auth", CATALOG, KIOSK)

@@ -7,25 +7,24 @@ from urllib.parse import urlencode
 
 from flask import jsonify, render_template, request
 from marshmallow import Schema, ValidationError, fields, validate
-from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from intake import state
 from intake.auth import bp, users
-from intake.auth.i18n import translator
-from intake.auth.web import (
-    SESSION_COOKIE,
-    error_page,
-    home_for,
+from intake.auth.i18n import STAFF
+from intake.live.notify import publish
+from intake.storage.models import Role, utcnow
+from intake.web import (
+    csrf_token,
     idle_timeout,
     load_principal,
     max_age,
-    safe_next,
+    rotate_csrf,
+    set_cookie,
     staff_lang,
 )
-from intake.kiosk.web import check_csrf, csrf_token, finish_response, rotate_csrf, set_cookie
-from intake.live.notify import publish
-from intake.storage.models import Role, utcnow
+
+SESSION_COOKIE = users.SESSION_COOKIE
 
 
 class SignInForm(Schema):
@@ -36,18 +35,25 @@ class SignInForm(Schema):
     password = fields.Str(required=True, validate=validate.Length(1, 256))
 
 
-@bp.before_request
-def _csrf() -> None:
-    check_csrf()
-
-
-@bp.after_request
-def _headers(response: Response) -> Response:
-    return finish_response(response)
-
-
 def lang() -> str:
     return staff_lang()
+
+
+def home_for(role: Role) -> str:
+    """Where a user lands after signing in."""
+    return {Role.PRACTITIONER: "/review", Role.FRONT_DESK: "/desk",
+            Role.ADMIN: "/admin"}[role]
+
+
+def safe_next(value: str | None) -> str | None:
+    """A local path to return to after sign-in, or None (never another site)."""
+    if not value or len(value) > 500:
+        return None
+    if not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return None
+    if any(ord(c) < 32 for c in value):
+        return None
+    return value
 
 
 @bp.app_context_processor
@@ -62,15 +68,10 @@ def _staff_template_helpers() -> dict[str, Any]:
     return {"lang_switch_url": lang_switch_url}
 
 
-@bp.errorhandler(HTTPException)
-def _http_error(exc: HTTPException) -> tuple[str, int]:
-    return error_page(exc)
-
-
 def _form(error: str | None, status: int, nxt: str | None, name: str = "",
           notice: str | None = None) -> tuple[str, int]:
     lg = lang()
-    return render_template("auth/signin.html", lang=lg, t=translator(lg),
+    return render_template("auth/signin.html", lang=lg, t=STAFF.translator(lg),
                            csrf_token=csrf_token(), error=error, notice=notice,
                            next=nxt or "", name=name, user=None), status
 
@@ -79,15 +80,15 @@ def _form(error: str | None, status: int, nxt: str | None, name: str = "",
 def signin_form() -> tuple[str, int]:
     notice = None
     if request.args.get("timed_out") == "1":
-        notice = translator(lang())("timed_out")
+        notice = STAFF.text("timed_out", lang())
     elif request.args.get("signed_out") == "1":
-        notice = translator(lang())("signed_out")
+        notice = STAFF.text("signed_out", lang())
     return _form(None, 200, safe_next(request.args.get("next")), notice=notice)
 
 
 @bp.post("/signin")
 def signin() -> Any:
-    t = translator(lang())
+    t = STAFF.translator(lang())
     nxt = safe_next(request.form.get("next"))
     try:
         data = SignInForm().load(request.form.to_dict())
@@ -110,7 +111,7 @@ def signin() -> Any:
                                         max_age=max_age())
     if token is None or role is None:
         if verdict.locked_minutes:
-            body, status = _form(t("err_locked", m=verdict.locked_minutes), 429, nxt,
+            body, status = _form(t("err_signin_locked", m=verdict.locked_minutes), 429, nxt,
                                  data["name"])
             return Response(body, status,
                             headers={"Retry-After": str(verdict.locked_minutes * 60)})

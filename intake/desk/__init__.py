@@ -11,8 +11,13 @@ The alerts come from the live process's stream (:mod:`intake.live`), read from t
 database and woken by Redis notices; it ends with the sign-in.
 """
 
-from flask import Blueprint
+from intake.storage.models import Role
+from intake.web import staff_blueprint
 
-bp = Blueprint("desk", __name__, static_folder="static", static_url_path="/static")
+# Who may open the desk: the front desk, and the clinicians and admins who stand in.
+DESK_ROLES = (Role.FRONT_DESK, Role.PRACTITIONER, Role.ADMIN)
+
+bp = staff_blueprint("desk", __name__, roles=DESK_ROLES, static_folder="static",
+                     static_url_path="/static")
 
 from intake.desk import views as views  # noqa: E402,F401

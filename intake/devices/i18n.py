@@ -1,6 +1,10 @@
-"""Strings of the enrollment page and the admin's device list (Japanese, English)."""
+"""Strings of the enrollment page (Japanese, English); then the staff pages'
+(:data:`intake.auth.i18n.STAFF`)."""
 
 from __future__ import annotations
+
+from intake.auth.i18n import STAFF
+from intake.web.i18n import Catalog
 
 CATALOG: dict[str, tuple[str, str]] = {
     "enroll_title": ("この端末の登録", "Register this device"),
@@ -25,3 +29,5 @@ CATALOG: dict[str, tuple[str, str]] = {
     "enroll_locked": ("失敗が続いたため、{m}分間登録できません。",
                       "Too many wrong codes: registration is locked for {m} minutes."),
 }
+
+DEVICES = Catalog("devices", CATALOG, STAFF)

@@ -8,34 +8,25 @@ devices exist is echoed.
 
 from __future__ import annotations
 
-from flask import Blueprint, redirect, render_template, request
-from werkzeug.exceptions import HTTPException
+from flask import redirect, render_template, request
 from werkzeug.wrappers import Response as BaseResponse
 
 from intake import state
-from intake.auth.i18n import translator
-from intake.auth.web import error_page, staff_lang
 from intake.devices import services
-from intake.devices.i18n import CATALOG
+from intake.devices.i18n import DEVICES
 from intake.devices.web import set_device_cookie
-from intake.kiosk.web import csrf_token, protect
 from intake.live.notify import publish
 from intake.storage.models import DeviceKind, utcnow
+from intake.web import browser_blueprint, csrf_token, staff_lang
 
-bp = Blueprint("devices", __name__)
+bp = browser_blueprint("devices", __name__)
 HOME = {DeviceKind.BOARD.value: "/board", DeviceKind.TABLET.value: "/kiosk"}
-
-
-protect(bp)
-
-
-bp.register_error_handler(HTTPException, error_page)
 
 
 def _page(status: int = 200, **context: object) -> tuple[str, int]:
     lang = staff_lang()
     wanted = request.values.get("kind")
-    return render_template("devices/enroll.html", lang=lang, t=translator(lang, CATALOG),
+    return render_template("devices/enroll.html", lang=lang, t=DEVICES.translator(lang),
                            csrf_token=csrf_token(), user=None,
                            kind=wanted if wanted in HOME else None, **context), status
 
@@ -54,7 +45,7 @@ def enroll() -> BaseResponse | tuple[str, int]:
                                   now=utcnow())
         kind = verdict.device.kind if verdict.device is not None else None
     if not verdict.ok or verdict.token is None or kind is None:
-        t = translator(staff_lang(), CATALOG)
+        t = DEVICES.translator(staff_lang())
         if verdict.locked_minutes:
             return _page(429, error=t("enroll_locked", m=verdict.locked_minutes))
         return _page(422, error=t("enroll_wrong"))

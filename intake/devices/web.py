@@ -9,8 +9,8 @@ from werkzeug.wrappers import Response
 
 from intake import state
 from intake.devices import services
-from intake.kiosk.web import set_cookie
 from intake.storage.models import DeviceKind, utcnow
+from intake.web import set_cookie
 
 COOKIE = services.COOKIE
 # Browsers cap a cookie's life at 400 days; an enrolled device renews it on every page.

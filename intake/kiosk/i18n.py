@@ -1,17 +1,12 @@
-"""Every interface string of the tablet and the desk page, in Japanese and English.
-
-A plain Python catalog rather than gettext catalogs: two languages, a few dozen strings,
-nothing to compile at install time, and a test can check that every key has both
-languages. The questions themselves are not here: they come from the Questionnaire's
-own translations (see ``intake.kiosk.form``).
+"""Every interface string of the tablet and the desk page, in Japanese and English, and
+the strings every screen shares (the language switch, yes and no). Looked up through
+:class:`intake.web.i18n.Catalog`. The questions themselves are not here: they come from
+the Questionnaire's own translations (see ``intake.kiosk.form``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
-LANGS = ("ja", "en")
-DEFAULT_LANG = "ja"
+from intake.web.i18n import Catalog
 
 # key -> (Japanese, English). Placeholders use str.format names.
 CATALOG: dict[str, tuple[str, str]] = {
@@ -61,7 +56,7 @@ CATALOG: dict[str, tuple[str, str]] = {
                      "Tap your answers on the screen. If anything is unclear, please ask "
                      "the reception staff."),
     "welcome_start": ("はじめる", "Start"),
-    "review_title": ("回答の確認", "Check your answers"),
+    "check_answers_title": ("回答の確認", "Check your answers"),
     "review_intro": ("内容がよければ「送信」を押してください。直したいところは"
                      "「変更」を押してください。",
                      "If everything is right, tap “Send”. To correct a part, tap "
@@ -148,11 +143,11 @@ CATALOG: dict[str, tuple[str, str]] = {
                         "This page closes when the sign-in times out. For a screen that stays "
                         "on all day at the desk, use the front-desk board (/board)."),
     "col_time": ("受付時刻", "Received"),
-    "col_id": ("受付番号", "Intake number"),
+    "desk_col_id": ("受付番号", "Intake number"),
     "col_urgency": ("緊急度", "Urgency"),
-    "col_department": ("推奨診療科", "Suggested department"),
+    "desk_col_department": ("推奨診療科", "Suggested department"),
     "col_status": ("状態", "Status"),
-    "col_source": ("経路", "Source"),
+    "desk_col_source": ("経路", "Source"),
     "pending_triage": ("判定待ち", "Awaiting triage"),
     "no_intakes": ("まだありません", "None yet"),
     "status_received": ("受付済", "Received"),
@@ -168,24 +163,5 @@ CATALOG: dict[str, tuple[str, str]] = {
     "source_api": ("外部連携", "API"),
 }
 
-
-def t(key: str, lang: str, **values: object) -> str:
-    """The text for ``key`` in ``lang``; placeholders filled from ``values``.
-
-    An unknown key is a programming error and raises KeyError (a test walks every
-    template), rather than showing the patient a raw key.
-    """
-    ja, en = CATALOG[key]
-    text = en if lang == "en" else ja
-    return text.format(**values) if values else text
-
-
-def negotiate(requested: str | None, accept_languages: Iterable[str]) -> str:
-    """Language of a staff screen: an explicit choice, else the browser's, else Japanese."""
-    if requested in LANGS:
-        return requested
-    for lang in accept_languages:
-        code = lang.split("-")[0].lower()
-        if code in LANGS:
-            return code
-    return DEFAULT_LANG
+KIOSK = Catalog("kiosk", CATALOG)
+t = KIOSK.text  # t(key, lang, **values): the tablet's and the desk's lookup

@@ -16,7 +16,7 @@ from werkzeug.datastructures import MultiDict
 
 from intake.api.schemas import RECORD_NUMBER, WalkInSchema
 from intake.kiosk.form import Question, Section
-from intake.kiosk.i18n import LANGS
+from intake.web.i18n import LANGS
 
 PATIENT_KINDS = ("record", "walk_in")
 SEXES = ("male", "female", "other", "unknown")

@@ -55,17 +55,10 @@ from intake.kiosk.schemas import (
     section_schema,
 )
 from intake.kiosk.services import ACTOR
-from intake.kiosk.web import (
-    check_csrf,
-    csrf_token,
-    finish_response,
-    load_signed,
-    rotate_csrf,
-    serializer,
-    set_cookie,
-)
 from intake.storage.db import read_session_factory
 from intake.storage.models import DeviceKind, Intake, KioskDraft, utcnow
+from intake.web import csrf_token, load_signed, protect, rotate_csrf, serializer, set_cookie
+from intake.web.i18n import DEFAULT_LANG, LANGS, negotiate
 
 log = logging.getLogger(__name__)
 
@@ -101,14 +94,7 @@ def kiosk_config(app: Flask | None = None) -> KioskConfig:
     return cfg
 
 
-@bp.before_request
-def _csrf() -> None:
-    check_csrf()
-
-
-@bp.after_request
-def _headers(response: BaseResponse) -> BaseResponse:
-    return finish_response(response)
+protect(bp)  # CSRF on every form, the security headers on every response
 
 
 @bp.errorhandler(HTTPException)
@@ -139,7 +125,7 @@ def _now() -> datetime:
 
 def _ui_lang() -> str:
     """Language of staff screens and error pages: ?lang=, else the browser's."""
-    return i18n.negotiate(request.args.get("lang"), request.accept_languages.values())
+    return negotiate(request.args.get("lang"), request.accept_languages.values())
 
 
 def _page(template: str, lang: str, **context: Any) -> str:
@@ -577,7 +563,7 @@ def done() -> BaseResponse | str:
         message = services.result_message(session, intake)
         waited = (_now() - intake.received_at).total_seconds()
     lang = request.cookies.get(LANG_COOKIE, "")
-    lang = lang if lang in i18n.LANGS else i18n.DEFAULT_LANG
+    lang = lang if lang in LANGS else DEFAULT_LANG
     if message is None and waited < timing.result_wait:
         return _page("kiosk/waiting.html", lang, wait_left=timing.result_wait - waited)
     # Triage not finished in time: the same-day message is the safe default (a staff
@@ -593,7 +579,7 @@ def clear() -> BaseResponse | tuple[str, int]:
     """Staff end the emergency screen with the PIN (the patient cannot: it must stay in
     front of them, and of the next person to pick up the tablet, until staff come)."""
     lang = request.cookies.get(LANG_COOKIE, "")
-    lang = lang if lang in i18n.LANGS else i18n.DEFAULT_LANG
+    lang = lang if lang in LANGS else DEFAULT_LANG
     pin = request.form.get("pin", "")[:64]
     now = _now()
     with state().sessions.begin() as session:

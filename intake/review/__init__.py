@@ -1,7 +1,11 @@
 """The practitioners' side at /review: the worklist, the case view and its actions."""
 
-from flask import Blueprint
+from intake.storage.models import Role
+from intake.web import staff_blueprint
 
-bp = Blueprint("review", __name__, static_folder="static", static_url_path="/static")
+ROLES = (Role.PRACTITIONER, Role.ADMIN)
+
+bp = staff_blueprint("review", __name__, roles=ROLES, static_folder="static",
+                     static_url_path="/static")
 
 from intake.review import views as views  # noqa: E402,F401

@@ -34,6 +34,7 @@ from intake.clinical import (
     parse_questionnaire_response,
     staff_only_link_ids,
 )
+from intake.errors import IntakeError
 from intake.storage.models import (
     Intake,
     IntakeStatus,
@@ -53,16 +54,84 @@ log = logging.getLogger(__name__)
 REASON_MAX = 500
 
 
-class ReviewError(ValueError):
-    """The action cannot be taken; the message says why (no patient data in it)."""
+class ReviewError(IntakeError, ValueError):
+    """The action cannot be taken: the subclass (its ``code``) says why, the message says
+    it in English for logs and tests (no patient data in either). A refusal without a
+    subclass of its own is shown with its message (``err_action``)."""
+
+    code = "action"
 
 
 class NotFound(ReviewError):
     """No intake with that id."""
 
+    code = "not_found"
+
 
 class StaleRevision(ReviewError):
     """The intake was re-triaged after the practitioner opened it."""
+
+    code = "stale"
+
+
+class NotTriaged(ReviewError):
+    """The intake has no triage result yet."""
+
+    code = "not_triaged"
+
+
+class FlagNotFired(ReviewError):
+    """The flag to acknowledge is not in the current result."""
+
+    code = "flag_not_fired"
+
+
+class UnknownDepartment(ReviewError):
+    """The department is not in the department CodeSystem."""
+
+    code = "department"
+
+
+class NoReason(ReviewError):
+    """A department change without a reason."""
+
+    code = "reason"
+
+
+class ReasonTooLong(ReviewError):
+    """A reason longer than :data:`REASON_MAX` characters."""
+
+    code = "reason_long"
+
+
+class SameDepartment(ReviewError):
+    """The department asked for is the one the intake already has."""
+
+    code = "same_department"
+
+
+class NoFindings(ReviewError):
+    """Examination findings without a single item."""
+
+    code = "no_findings"
+
+
+class BadFinding(ReviewError):
+    """A finding that is not a staff examination item, or not yes or no."""
+
+    code = "exam_value"
+
+
+class FindingsUnchanged(ReviewError):
+    """Every finding given is already recorded."""
+
+    code = "findings_same"
+
+
+class RedFlagsFirst(ReviewError):
+    """Marked reviewed before every red flag was acknowledged (``codes``: those left)."""
+
+    code = "red_first"
 
 
 @dataclass(frozen=True)
@@ -136,7 +205,7 @@ def _load(session: Session, intake_id: str, revision: int) -> tuple[Intake, Tria
                             "and check the new result")
     result = current_result(session, intake_id, intake.revision)
     if result is None:
-        raise ReviewError("this intake has not been triaged yet: wait for the result")
+        raise NotTriaged("this intake has not been triaged yet: wait for the result")
     return intake, result
 
 
@@ -170,7 +239,7 @@ def acknowledge_flag(session: Session, intake_id: str, flag_code: str, *, actor:
     intake, result = _load(session, intake_id, revision)
     fired = [f["code"] for f in result.result.get("flags", [])]
     if flag_code not in fired:
-        raise ReviewError(f"flag {flag_code} did not fire for this intake")
+        raise FlagNotFired(f"flag {flag_code} did not fire for this intake")
     acked = acknowledged_codes(session, intake_id)
     if flag_code in acked:
         return ActionDone(intake_id, intake.review_seq, ReviewKind.ACKNOWLEDGE_FLAG.value,
@@ -196,15 +265,15 @@ def change_department(session: Session, intake_id: str, department: str, reason:
     required (it goes to the record system with the request)."""
     intake, result = _load(session, intake_id, revision)
     if department not in department_codes():
-        raise ReviewError(f"unknown department {department!r}")
+        raise UnknownDepartment(f"unknown department {department!r}")
     reason = " ".join(reason.split())
     if not reason:
-        raise ReviewError("give a reason for the change")
+        raise NoReason("give a reason for the change")
     if len(reason) > REASON_MAX:
-        raise ReviewError(f"the reason is longer than {REASON_MAX} characters")
+        raise ReasonTooLong(f"the reason is longer than {REASON_MAX} characters")
     previous = effective_department(intake, result)
     if department == previous:
-        raise ReviewError("that is already the department")
+        raise SameDepartment("that is already the department")
     done = _store(session, intake, ReviewKind.CHANGE_DEPARTMENT, actor, now,
                   job=JobKind.WRITEBACK, detail={"department": department,
                                                  "previous": previous},
@@ -220,15 +289,15 @@ def add_exam_findings(session: Session, intake_id: str, findings: Mapping[str, o
     intake, _ = _load(session, intake_id, revision)
     staff = staff_only_link_ids()
     if not findings:
-        raise ReviewError("enter at least one examination finding")
+        raise NoFindings("enter at least one examination finding")
     for key, value in findings.items():
         if key not in staff:
-            raise ReviewError(f"{key} is not an examination item")
+            raise BadFinding(f"{key} is not an examination item")
         if not isinstance(value, bool):
-            raise ReviewError(f"{key} must be yes or no")
+            raise BadFinding(f"{key} must be yes or no")
     answers = parse_questionnaire_response(intake.questionnaire_response)
     if all(answers.get(k) == v for k, v in findings.items()):
-        raise ReviewError("these findings are already recorded")
+        raise FindingsUnchanged("these findings are already recorded")
     updated = answers.replace(**dict(findings))
     old_qr = intake.questionnaire_response
     intake.questionnaire_response = build_questionnaire_response(
@@ -248,7 +317,8 @@ def mark_reviewed(session: Session, intake_id: str, *, actor: Actor, revision: i
     acked = acknowledged_codes(session, intake_id)
     missing = [c for c in red_flag_codes(result) if c not in acked]
     if missing:
-        raise ReviewError("acknowledge every red flag first: " + ", ".join(missing))
+        codes = ", ".join(missing)
+        raise RedFlagsFirst("acknowledge every red flag first: " + codes, codes=codes)
     if intake.reviewed_at is not None:
         return ActionDone(intake_id, intake.review_seq, ReviewKind.REVIEWED.value, False)
     done = _store(session, intake, ReviewKind.REVIEWED, actor, now, job=JobKind.WRITEBACK,

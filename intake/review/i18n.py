@@ -3,12 +3,14 @@
 Questions, answer options, flag names, urgency levels and departments are not here:
 they come from the Questionnaire, the rule set and the CodeSystems, each in both
 languages. Strings shared by every staff page (sign-out, the language switch, role names)
-come from ``intake.auth.i18n`` through :func:`tr`.
+come from ``intake.auth.i18n`` and ``intake.kiosk.i18n``, which :data:`REVIEW` falls
+back on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from intake.auth.i18n import STAFF
+from intake.web.i18n import Catalog
 
 CATALOG: dict[str, tuple[str, str]] = {
     # --- both pages ---------------------------------------------------------------------
@@ -18,14 +20,9 @@ CATALOG: dict[str, tuple[str, str]] = {
                        "判断は診察に基づいて行ってください。",
                        "The flags shown here support triage; they are not a diagnosis. "
                        "Decide on the basis of your own examination."),
-    "live_ok": ("ライブ更新中", "Live updates on"),
-    "live_lost": ("接続が切れています。新しい問診や結果が表示されません。再接続しています…",
-                  "Connection lost: new intakes and results are not shown. Reconnecting…"),
     "red_flag": ("レッドフラグ", "red flag"),
     "walk_in": ("初診(番号なし)", "Walk-in (no record number)"),
-    "record_number": ("診察券番号", "Record number"),
     "business_id": ("受付番号", "Intake number"),
-    "pending_triage": ("判定待ち", "Awaiting triage"),
     "awaiting_result": ("再判定中", "Re-triage running"),
     "source_fhir": ("FHIR連携", "FHIR API"),
     "back_to_worklist": ("ワークリストへ戻る", "Back to the worklist"),
@@ -50,14 +47,12 @@ CATALOG: dict[str, tuple[str, str]] = {
     "outcome_transient": ("一時的なエラー", "Temporary error"),
     "outcome_rejected": ("拒否された", "Rejected"),
     # --- worklist -------------------------------------------------------------------------
-    "filters_title": ("絞り込み", "Filters"),
     "f_state": ("状態", "State"),
     "f_urgency": ("緊急度", "Urgency"),
     "f_department": ("診療科", "Department"),
     "f_flag": ("フラグ", "Flag"),
-    "f_from": ("受付日(から)", "Received from"),
-    "f_to": ("受付日(まで)", "Received to"),
-    "f_page": ("ページ", "Page"),
+    "f_date_from": ("受付日(から)", "Received from"),
+    "f_date_to": ("受付日(まで)", "Received to"),
     "any": ("指定なし", "Any"),
     "apply_filters": ("絞り込む", "Apply filters"),
     "clear_filters": ("条件をクリア", "Clear filters"),
@@ -69,7 +64,6 @@ CATALOG: dict[str, tuple[str, str]] = {
     "pager_label": ("ページ送り", "Pages"),
     "worklist_caption": ("緊急度の高い順、同じ緊急度では到着の早い順",
                          "Most urgent first; within a level, longest waiting first"),
-    "col_urgency": ("緊急度", "Urgency"),
     "col_arrival": ("到着", "Arrived"),
     "col_patient": ("患者", "Patient"),
     "col_flags": ("フラグ", "Flags"),
@@ -82,18 +76,6 @@ CATALOG: dict[str, tuple[str, str]] = {
     "ago_minutes": ("{n}分経過", "{n} min"),
     "ago_hours": ("{h}時間{m}分経過", "{h} h {m} min"),
     "ago_days": ("{n}日経過", "{n} days"),
-    "sound_on": ("通知音をオンにする", "Turn the alert sound on"),
-    "sound_note": ("ブラウザは画面を操作するまで音を出せません。救急の通知音を鳴らすには、"
-                   "最初に一度このボタンを押してください。",
-                   "Browsers play no sound until you use the page: press this button once "
-                   "to hear the emergency alert."),
-    "sound_ready": ("通知音はオンです。", "The alert sound is on."),
-    "alerts_title": ("救急の通知", "Emergency alerts"),
-    "alert_text": ("救急の問診が届きました:受付番号 {id}({time}受付)",
-                   "Emergency intake: number {id} (received {time})"),
-    "alert_open": ("開く", "Open"),
-    "alert_dismiss": ("閉じる", "Dismiss"),
-    "bad_filter_title": ("絞り込み条件が正しくありません", "A filter is not valid"),
     "bad_filter_item": ("「{name}」の値は使えません。", "The value of “{name}” is not allowed."),
     "bad_filter_dates": ("「受付日(から)」が「受付日(まで)」より後になっています。",
                          "“Received from” is after “Received to”."),
@@ -103,7 +85,6 @@ CATALOG: dict[str, tuple[str, str]] = {
     "received": ("受付", "Received"),
     "source": ("経路", "Source"),
     "state": ("状態", "State"),
-    "birth_date": ("生年月日", "Date of birth"),
     "sex": ("性別", "Sex"),
     "result_title": ("判定結果", "Triage result"),
     "urgency": ("緊急度", "Urgency"),
@@ -226,14 +207,11 @@ CATALOG: dict[str, tuple[str, str]] = {
                           "These findings are already recorded."),
     "err_red_first": ("先にすべてのレッドフラグを確認してください:{codes}",
                       "Acknowledge every red flag first: {codes}"),
-    "err_form": ("フォームの内容が正しくありません。画面を再読み込みしてやり直してください。",
-                 "The form is not valid: reload the page and try again."),
+    "err_invalid_form": ("フォームの内容が正しくありません。"
+                         "画面を再読み込みしてやり直してください。",
+                         "The form is not valid: reload the page and try again."),
     "err_action": ("操作できませんでした:{detail}", "The action could not be taken: {detail}"),
 }
 
 
-def tr(lang: str) -> Callable[..., str]:
-    """``t(key, **values)`` for the review pages: this catalog, then the shared ones."""
-    from intake.auth.i18n import translator
-
-    return translator(lang, CATALOG)
+REVIEW = Catalog("review", CATALOG, STAFF)

@@ -1,5 +1,6 @@
-"""Views of /review: the worklist, its row refresh and live stream, the case view and
-its four actions (practitioners and admins only).
+"""Views of /review: the worklist and its row refresh, the case view and its four
+actions (practitioners and admins only: ``intake.review.bp`` is a staff blueprint). The
+pages' live stream comes from the live process (``intake.live``).
 
 Every page that shows patient data audits the read (``review.worklist_viewed``,
 ``review.case_viewed``: ids and counts, never names or answers). Actions are POST forms
@@ -20,19 +21,14 @@ from zoneinfo import ZoneInfo
 from flask import abort, redirect, render_template, request, url_for
 from marshmallow import ValidationError
 from sqlalchemy.orm import Session
-from werkzeug.exceptions import HTTPException
-from werkzeug.wrappers import Response as BaseResponse
 
 from intake import audit, state
 from intake.alerts.views import live_context
-from intake.auth import Principal, current_user, require_roles
-from intake.auth.web import error_page, staff_lang
 from intake.clinical import Text, parse_questionnaire_response
 from intake.desk.services import department_labels, department_text, format_time, urgency_text
 from intake.kiosk.form import pick
-from intake.kiosk.web import check_csrf, csrf_token, finish_response
 from intake.review import actions, bp, worklist
-from intake.review.i18n import CATALOG, tr
+from intake.review.i18n import CATALOG, REVIEW
 from intake.review.schemas import (
     AcknowledgeForm,
     DepartmentForm,
@@ -40,39 +36,17 @@ from intake.review.schemas import (
     ReviewedForm,
     WorklistFilterSchema,
 )
-from intake.storage.models import Role, utcnow
+from intake.storage.models import utcnow
+from intake.web import Principal, csrf_token, current_user, staff_lang
 
 log = logging.getLogger(__name__)
 
-ROLES = (Role.PRACTITIONER, Role.ADMIN)
 # Longest intake id accepted in a URL (ids are UUIDs); longer ones are simply not found.
 ID_MAX = 36
 
 
-@bp.before_request
-def _csrf() -> None:
-    check_csrf()
-
-
-@bp.after_request
-def _headers(response: BaseResponse) -> BaseResponse:
-    return finish_response(response)
-
-
-@bp.errorhandler(HTTPException)
-def _http_error(exc: HTTPException) -> tuple[str, int]:
-    return error_page(exc)
-
-
 def _tz() -> ZoneInfo:
     return ZoneInfo(state().settings.display_timezone)
-
-
-def _user() -> Principal:
-    user = current_user()
-    if user is None:  # pragma: no cover - require_roles let the request through
-        abort(401)
-    return user
 
 
 class Ui:
@@ -81,7 +55,7 @@ class Ui:
 
     def __init__(self, lang: str) -> None:
         self.lang = lang
-        self.t = tr(lang)
+        self.t = REVIEW.translator(lang)
         self.tz = _tz()
         self.now = utcnow()
 
@@ -147,10 +121,8 @@ class Ui:
     def coded(self, prefix: str, code: str) -> str:
         """The catalog's words for a code, or the code itself when it has none (a value
         stored by a newer version must not break the page)."""
-        from intake.kiosk.i18n import CATALOG as shared
-
         key = f"{prefix}_{code}"
-        return self.t(key) if key in CATALOG or key in shared else code
+        return self.t(key) if key in REVIEW else code
 
 
 def _render(template: str, lang: str, status: int = 200, **context: Any) -> tuple[str, int]:
@@ -169,7 +141,7 @@ class BadFilter(Exception):
 
 
 _FILTER_NAMES = {"state": "f_state", "urgency": "f_urgency", "department": "f_department",
-                 "flag": "f_flag", "date_from": "f_from", "date_to": "f_to",
+                 "flag": "f_flag", "date_from": "f_date_from", "date_to": "f_date_to",
                  "page": "f_page"}
 
 
@@ -183,7 +155,7 @@ def _filters() -> worklist.Filters:
 
 
 def _bad_filter(exc: BadFilter, lang: str) -> tuple[str, int]:
-    t = tr(lang)
+    t = REVIEW.translator(lang)
     messages = [t("bad_filter_dates") if name == "dates" else
                 t("bad_filter_item", name=t(_FILTER_NAMES.get(name, "f_state")))
                 for name in exc.names]
@@ -222,7 +194,6 @@ def _audit_worklist(user: Principal, filters: worklist.Filters, rows: int,
 
 @bp.get("/")
 @bp.get("")
-@require_roles(*ROLES)
 def index() -> Any:
     """The worklist page."""
     lang = staff_lang()
@@ -234,13 +205,12 @@ def index() -> Any:
     live = live_context(lang)  # first: the stream announces whatever changes after it
     with state().sessions() as session:
         context = _list_context(filters, ui, session)
-    _audit_worklist(_user(), filters, len(context["page"].rows), refresh=False)
+    _audit_worklist(current_user(), filters, len(context["page"].rows), refresh=False)
     return _render("review/index.html", lang, ui=ui, options=_filter_options(ui), **context,
                    **live)
 
 
-@bp.get("/rows")
-@require_roles(*ROLES, page=False, touch=False)
+@bp.get("/rows", background=True)
 def rows() -> Any:
     """The list (table and pager) for the page's script to refresh after an event."""
     lang = staff_lang()
@@ -251,7 +221,7 @@ def rows() -> Any:
     ui = Ui(lang)
     with state().sessions() as session:
         context = _list_context(filters, ui, session)
-    _audit_worklist(_user(), filters, len(context["page"].rows), refresh=True)
+    _audit_worklist(current_user(), filters, len(context["page"].rows), refresh=True)
     return _render("review/_list.html", lang, ui=ui, **context)
 
 
@@ -325,7 +295,7 @@ def _case_page(intake_id: str, lang: str, *, status: int = 200, error: str | Non
                form: Mapping[str, str] | None = None, done: str | None = None) -> Any:
     """The case view (also after a refused action, with ``error`` and what was typed).
     Reading it is audited in the same transaction as the read."""
-    user = _user()
+    user = current_user()
     ui = Ui(lang)
     live = live_context(lang)  # first: the stream announces whatever changes after it
     with state().sessions.begin() as session:
@@ -379,7 +349,6 @@ _DONE = ("acknowledge", "department", "findings", "reviewed")
 
 
 @bp.get("/<intake_id>")
-@require_roles(*ROLES)
 def case(intake_id: str) -> Any:
     """One intake: answers in both languages, flags with their evidence, Wells and the
     missing examination items, every revision, the review history and the delivery."""
@@ -424,43 +393,19 @@ ACTIONS: dict[str, tuple[type[Any], Action]] = {
     "reviewed": (ReviewedForm, _reviewed),
 }
 
-# What the domain's refusals mean, in the catalog's words: the start of each message of
-# ``actions.ReviewError`` (English, no patient data) -> catalog key. A message not listed
-# is shown in English after a Japanese lead-in (``err_action``).
-_REFUSALS: tuple[tuple[str, str], ...] = (
-    ("this intake has not been triaged yet", "err_not_triaged"),
-    ("unknown department", "err_department"),
-    ("give a reason", "err_reason"),
-    ("the reason is longer", "err_reason_long"),
-    ("that is already the department", "err_same_department"),
-    ("enter at least one examination finding", "err_no_findings"),
-    ("these findings are already recorded", "err_findings_same"),
-    ("acknowledge every red flag first", "err_red_first"),
-)
-
-
 def refusal_text(exc: actions.ReviewError, lang: str) -> str:
-    """A refused action's reason in the page's language."""
-    t = tr(lang)
-    message = str(exc)
-    if isinstance(exc, actions.StaleRevision):
-        return t("err_stale")
-    if message.startswith("flag ") and message.endswith("did not fire for this intake"):
-        return t("err_flag_not_fired")
-    if message.endswith(" is not an examination item") or message.endswith(
-            " must be yes or no"):
-        return t("err_exam_value")
-    for start, key in _REFUSALS:
-        if message.startswith(start):
-            if key == "err_red_first":
-                return t(key, codes=message.partition(": ")[2])
-            return t(key)
-    return t("err_action", detail=message)
+    """A refused action's reason in the page's language, by its code (``err_<code>``);
+    a refusal without a code of its own is shown in English after a lead-in
+    (``err_action``)."""
+    t = REVIEW.translator(lang)
+    if exc.code == actions.ReviewError.code:
+        return t("err_action", detail=str(exc))
+    return t(f"err_{exc.code}", **exc.values)
 
 
 def _form_error(action: str, exc: ValidationError, form: Mapping[str, str],
                 lang: str) -> str:
-    t = tr(lang)
+    t = REVIEW.translator(lang)
     fields = set(exc.messages) if isinstance(exc.messages, dict) else set()
     if action == "department":
         if "department" in fields:
@@ -470,11 +415,10 @@ def _form_error(action: str, exc: ValidationError, form: Mapping[str, str],
             return t("err_reason_long") if len(typed) > actions.REASON_MAX else t("err_reason")
     if action == "findings" and fields & set(worklist.staff_exam_items()):
         return t("err_exam_value")
-    return t("err_form")
+    return t("err_invalid_form")
 
 
 @bp.post("/<intake_id>/<action>")
-@require_roles(*ROLES)
 def act(intake_id: str, action: str) -> Any:
     """One action on the intake; 303 back to the case view when it is done."""
     lang = staff_lang()
@@ -489,7 +433,7 @@ def act(intake_id: str, action: str) -> Any:
     except ValidationError as exc:
         return _case_page(intake_id, lang, status=422,
                           error=_form_error(action, exc, form, lang), form=kept)
-    user = _user()
+    user = current_user()
     st = state()
     try:
         with st.sessions.begin() as session:

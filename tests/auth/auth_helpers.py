@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from intake import state
 from intake.auth.passwords import hash_password
-from intake.auth.web import SESSION_COOKIE
+from intake.auth.users import SESSION_COOKIE
 from intake.storage.models import AuditEvent, Base, Role, User, UserSession, utcnow
 
 PASSWORD = "Knee-back-pain-2026"  # passes the password rules for every name used here

@@ -16,7 +16,7 @@ from auth_helpers import (
     signed_in_client,
 )
 
-from intake.auth.web import SESSION_COOKIE
+from intake.auth.users import SESSION_COOKIE
 
 
 def test_the_sign_in_page(auth_app: Any) -> None:

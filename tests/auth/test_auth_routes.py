@@ -34,9 +34,8 @@ from auth_helpers import (
 )
 from flask import Blueprint
 
-from intake.auth import require_roles
-from intake.auth.web import error_page
 from intake.storage.models import Role
+from intake.web import error_page, require_roles
 
 PUBLIC_PREFIXES = {
     "/kiosk": "the tablet handed to patients: its start screen has the staff PIN, the "

@@ -24,9 +24,10 @@ from auth_helpers import (
 )
 
 from intake import state
-from intake.auth import require_roles, users
-from intake.auth.web import SESSION_COOKIE
+from intake.auth import users
+from intake.auth.users import SESSION_COOKIE
 from intake.storage.models import utcnow
+from intake.web import require_roles
 
 IDLE = timedelta(minutes=15)  # the default INTAKE_SESSION_IDLE_MINUTES
 

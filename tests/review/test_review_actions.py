@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from intake import pipeline, state
 from intake.clinical import parse_questionnaire_response
 from intake.review import actions
-from intake.review.i18n import tr
+from intake.review.i18n import REVIEW
 from intake.review.views import refusal_text
 from intake.storage.models import AuditEvent, Intake, Job, ReviewAction
 
@@ -274,7 +274,7 @@ def test_every_refusal_of_the_domain_has_its_own_words(review_app: Any) -> None:
         messages.add(str(raised.value).split(" ")[0])
         for lang in ("ja", "en"):
             words = refusal_text(raised.value, lang)
-            fallback = tr(lang)("err_action", detail="")
+            fallback = REVIEW.text("err_action", lang, detail="")
             assert not words.startswith(fallback), (str(raised.value), words)
     assert len(messages) >= 8  # the attempts did meet different refusals
     assert refusal_text(actions.ReviewError("something new"), "en") == \

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from intake.auth.i18n import CATALOG as AUTH
 from intake.kiosk.i18n import CATALOG as SHARED
-from intake.review.i18n import CATALOG, tr
+from intake.review.i18n import CATALOG, REVIEW
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "review"
 KANA_OR_KANJI = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
@@ -38,6 +38,6 @@ def test_templates_ask_only_for_known_keys() -> None:
 
 
 def test_translator_picks_the_language() -> None:
-    assert tr("ja")("review_title") == "ワークリスト"
-    assert tr("en")("review_title") == "Worklist"
-    assert tr("en")("count", total=3, first=1, last=3) == "1–3 of 3"
+    assert REVIEW.translator("ja")("review_title") == "ワークリスト"
+    assert REVIEW.translator("en")("review_title") == "Worklist"
+    assert REVIEW.translator("en")("count", total=3, first=1, last=3) == "1–3 of 3"

@@ -1,10 +1,11 @@
-"""Web plumbing shared by the tablet and the desk page: CSRF, signed cookies, headers.
+"""What every browser page shares (the tablet, the board, the enrollment page, the
+sign-in and the staff pages): CSRF, cookies, signed cookies and the security headers.
 
 CSRF uses a per-browser random nonce in an HttpOnly, SameSite=Strict cookie and a form
 token that is the HMAC of that nonce under the app's secret key; the nonce is replaced
-when a tablet session ends, so a form left in the browser's history cannot be posted
-again. Requests whose ``Origin`` or ``Sec-Fetch-Site`` say they come from another site
-are refused as well.
+when a tablet session ends and at every sign-in and sign-out, so a form left in the
+browser's history cannot be posted again. Requests whose ``Origin`` or
+``Sec-Fetch-Site`` say they come from another site are refused as well.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def set_cookie(response: Response, name: str, value: str, path: str,
 
 
 def finish_response(response: Response) -> Response:
-    """Security headers for every tablet and desk response, and the CSRF cookie."""
+    """Security headers for every browser page's response, and the CSRF cookie."""
     if g.get("csrf_set"):
         set_cookie(response, CSRF_COOKIE, g.csrf_nonce, "/")
     headers = response.headers
