@@ -36,12 +36,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the web app: defaults, then INTAKE_* environment, then ``config``."""
     from flask import Flask
 
+    from intake.auth.passwords import use_profile
     from intake.queue import make_celery
     from intake.resources import templates_dir
     from intake.storage.db import session_factory
 
     settings = load_settings(overrides=config)
     configure_logging(settings.log_level)
+    use_profile(settings.password_hash_profile)
     app = Flask(__name__, template_folder=str(templates_dir()))
     app.config.update(
         SECRET_KEY=ensure_secret_key(settings),

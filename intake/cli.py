@@ -107,12 +107,13 @@ def _read_password(confirm: bool) -> str:
 def _user_command(action: Any) -> str:
     """Run ``action(session)`` in one transaction; a refused command changes nothing and
     exits 1 with the reason. Returns the user's stored (normalised) name."""
-    from intake.auth.passwords import PasswordRejected
+    from intake.auth.passwords import PasswordRejected, use_profile
     from intake.auth.users import UserError
     from intake.storage.db import session_factory
     from intake.storage.migrate import upgrade
 
     settings = _settings()
+    use_profile(settings.password_hash_profile)
     upgrade(settings.database_url)
     try:
         with session_factory(settings.database_url).begin() as session:

