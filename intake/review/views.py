@@ -154,7 +154,10 @@ def _filters() -> worklist.Filters:
     return worklist.Filters(**data)
 
 
-def _bad_filter(exc: BadFilter, lang: str) -> tuple[str, int]:
+@bp.errorhandler(BadFilter)
+def _bad_filter(exc: BadFilter) -> tuple[str, int]:
+    """400 naming each filter whose value is not allowed (never the value)."""
+    lang = staff_lang()
     t = REVIEW.translator(lang)
     messages = [t("bad_filter_dates") if name == "dates" else
                 t("bad_filter_item", name=t(_FILTER_NAMES.get(name, "f_state")))
@@ -175,8 +178,11 @@ def _filter_options(ui: Ui) -> dict[str, list[tuple[str, str]]]:
     }
 
 
-def _list_context(filters: worklist.Filters, ui: Ui, session: Session) -> dict[str, Any]:
-    page = worklist.worklist(session, filters, ui.tz)
+def _list_context(filters: worklist.Filters, ui: Ui, *, refresh: bool) -> dict[str, Any]:
+    """One page of the worklist, its read audited (``refresh``: by the page's script)."""
+    with state().sessions() as session:
+        page = worklist.worklist(session, filters, ui.tz)
+    _audit_worklist(current_user(), filters, len(page.rows), refresh=refresh)
     first = (page.page - 1) * worklist.PER_PAGE + 1
     return {"page": page, "filters": filters, "first": first,
             "last": first + len(page.rows) - 1}
@@ -197,15 +203,10 @@ def _audit_worklist(user: Principal, filters: worklist.Filters, rows: int,
 def index() -> Any:
     """The worklist page."""
     lang = staff_lang()
-    try:
-        filters = _filters()
-    except BadFilter as exc:
-        return _bad_filter(exc, lang)
+    filters = _filters()
     ui = Ui(lang)
     live = live_context(lang)  # first: the stream announces whatever changes after it
-    with state().sessions() as session:
-        context = _list_context(filters, ui, session)
-    _audit_worklist(current_user(), filters, len(context["page"].rows), refresh=False)
+    context = _list_context(filters, ui, refresh=False)
     return _render("review/index.html", lang, ui=ui, options=_filter_options(ui), **context,
                    **live)
 
@@ -214,14 +215,9 @@ def index() -> Any:
 def rows() -> Any:
     """The list (table and pager) for the page's script to refresh after an event."""
     lang = staff_lang()
-    try:
-        filters = _filters()
-    except BadFilter as exc:
-        return _bad_filter(exc, lang)
+    filters = _filters()
     ui = Ui(lang)
-    with state().sessions() as session:
-        context = _list_context(filters, ui, session)
-    _audit_worklist(current_user(), filters, len(context["page"].rows), refresh=True)
+    context = _list_context(filters, ui, refresh=True)
     return _render("review/_list.html", lang, ui=ui, **context)
 
 

@@ -7,8 +7,8 @@ state-changing request, the security headers, the staff error page); a
 every view it registers, so a staff page cannot forget it.
 
 The sign-in itself is :mod:`intake.auth`'s; this module reads it (``intake.auth`` is
-imported where it is used: its blueprint is built here, so it cannot be imported at the
-top).
+imported where it is used, not at the top: its blueprint is made by
+:func:`browser_blueprint`, so importing it here would be circular).
 """
 
 from __future__ import annotations
