@@ -67,7 +67,7 @@ def build_bundle(intake: Intake, result: TriageRecord, settings: Settings) -> di
         intake_id=intake.id,
         business_id=intake.business_id,
         questionnaire_response=intake.questionnaire_response,
-        triage=result.result,
+        triage=result.triage,
         patient_record_number=intake.patient_record_number,
         record_number_system=settings.record_number_system,
         patient_demographics=_demographics(intake.patient_demographics),

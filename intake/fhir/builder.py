@@ -125,8 +125,9 @@ class Builder:
 
     def __init__(self, inp: BundleInput) -> None:
         self.inp = inp
-        self.triage = inp.triage
-        self.urgency = urgency_code(inp.triage["urgency"])
+        # The result in its JSON form (the CASES.md shape), which the resources quote.
+        self.triage = inp.triage.to_dict()
+        self.urgency = urgency_code(inp.triage.urgency)
         self.system = constants.IDENTIFIER_SYSTEM_INTAKE
         self.qr_url = self.url("")
         self.risk_url = self.url("risk")

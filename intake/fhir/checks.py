@@ -27,16 +27,10 @@ def check_input(inp: BundleInput) -> None:
             raise BundleError("patient_record_number is empty")
         if not inp.record_number_system:
             raise BundleError("record_number_system is required with a record number")
-    triage = inp.triage
-    for key in ("ruleset", "urgency", "department", "flags"):
-        if key not in triage:
-            raise BundleError(f"triage result lacks {key!r}")
-    urgency_code(triage["urgency"])
-    for flag in triage["flags"]:
-        for key in ("code", "urgency", "department", "red_flag", "evidence"):
-            if key not in flag:
-                raise BundleError(f"triage flag lacks {key!r}")
-        urgency_code(flag["urgency"])
+    # (The result's shape is its type's; its codes are checked against the CodeSystems.)
+    urgency_code(inp.triage.urgency)
+    for flag in inp.triage.flags:
+        urgency_code(flag.urgency)
     _check_write_back(inp)
 
 
@@ -66,7 +60,7 @@ def _check_write_back(inp: BundleInput) -> None:
         raise BundleError("review.reviewed_at must be a timezone-aware datetime")
     if isinstance(review.withdrawn_flags, str):
         raise BundleError("review.withdrawn_flags must be a sequence of flag codes")
-    red = {str(f["code"]) for f in inp.triage["flags"] if f["red_flag"]}
+    red = {f.code for f in inp.triage.flags if f.red_flag}
     for code in review.withdrawn_flags:
         if code in red:
             raise BundleError(f"withdrawn flag {code!r} is a red flag of the current triage")

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, TypedDict
 
+from intake.clinical.result import TriageResult
+
 JsonDict = dict[str, Any]
 
 
@@ -65,8 +67,8 @@ class BundleInput:
     """The intake's business identifier value (system IDENTIFIER_SYSTEM_INTAKE)."""
     questionnaire_response: Mapping[str, Any]
     """FHIR QuestionnaireResponse JSON from ``intake.clinical.build_questionnaire_response``."""
-    triage: Mapping[str, Any]
-    """The triage result in the CASES.md shape (``TriageResult.to_dict()``)."""
+    triage: TriageResult
+    """The triage result (its JSON form, ``to_dict()``, is the CASES.md shape)."""
     received_at: datetime
     """When the intake was received (timezone-aware)."""
     triaged_at: datetime

@@ -157,7 +157,7 @@ def risk_assessment(intake: Intake, result: TriageRecord, settings: Settings) ->
 
     built = build_risk_assessment(BundleInput(
         intake_id=intake.id, business_id=intake.business_id,
-        questionnaire_response=intake.questionnaire_response, triage=result.result,
+        questionnaire_response=intake.questionnaire_response, triage=result.triage,
         received_at=intake.received_at, triaged_at=result.created_at,
         plugin_version=plugin_version(), patient_record_number=intake.patient_record_number,
         record_number_system=settings.record_number_system,
