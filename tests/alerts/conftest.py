@@ -1,29 +1,21 @@
 """Fixtures of the front-desk alert tests (real SQLite and PostgreSQL; Flask test client).
 
 Intakes are made with the pipeline's own functions (submit, then triage with a given
-clock), no worker needed. ``auth_helpers`` is a plain module of ``tests/auth``;
-``--import-mode=importlib`` does not put that folder on ``sys.path``, so it is added here.
+clock), no worker needed.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-_AUTH = str(Path(__file__).resolve().parents[1] / "auth")
-if _AUTH not in sys.path:
-    sys.path.insert(0, _AUTH)
-pytest.register_assert_rewrite("auth_helpers")
-
-from intake import pipeline, state  # noqa: E402
-from intake.clinical import parse_simple_answers  # noqa: E402
-from intake.storage.models import utcnow  # noqa: E402
-from support import case  # noqa: E402
+from intake import pipeline, state
+from intake.clinical import parse_simple_answers
+from intake.storage.models import utcnow
+from support import case
 
 
 @pytest.fixture

@@ -10,14 +10,6 @@ from collections.abc import Callable
 from typing import Any
 
 import redis
-from auth_helpers import (
-    audit_events,
-    csrf_token,
-    make_user,
-    sign_in,
-    sign_out,
-    signed_in_client,
-)
 from sqlalchemy import select
 
 from intake import state
@@ -25,6 +17,14 @@ from intake.devices import services as devices
 from intake.live.notify import CHANNEL
 from intake.storage.models import Alert, Intake, utcnow
 from support import enroll_client, wait_for
+from support.auth import (
+    audit_events,
+    csrf_token,
+    make_user,
+    sign_in,
+    sign_out,
+    signed_in_client,
+)
 
 Submit = Callable[..., str]
 BOARD = "受付1"

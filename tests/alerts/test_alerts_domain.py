@@ -11,7 +11,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from auth_helpers import audit_events, make_user
 from sqlalchemy import select
 
 from intake import pipeline, state
@@ -30,8 +29,9 @@ from intake.clinical import (
     parse_questionnaire_response,
 )
 from intake.review.actions import Actor, acknowledge_flag, add_exam_findings
-from intake.storage.models import Alert, Device, Intake, TriageResult, utcnow
+from intake.storage.models import Alert, Device, Intake, TriageRecord, utcnow
 from support import add_device, case, load_cases
+from support.auth import audit_events, make_user
 
 Submit = Callable[..., str]
 
@@ -123,7 +123,7 @@ def test_emergency_result_raises_one_open_emergency_alert(
     assert raised.detail["reasons"] == [r for r in reasons.split(",") if r]
     # Reason classes only: no flag code reaches the alert or its audit event.
     with state(alerts_app).sessions() as s:
-        result = s.execute(select(TriageResult).where(TriageResult.intake_id == intake_id)
+        result = s.execute(select(TriageRecord).where(TriageRecord.intake_id == intake_id)
                            ).scalar_one()
     for flag in result.result["flags"]:
         assert flag["code"] not in alert.reasons

@@ -1,21 +1,12 @@
-"""Fixtures of the audit tests: the app on SQLite and PostgreSQL with a populated trail.
-
-``audit_helpers`` is a plain module; ``--import-mode=importlib`` does not put this folder
-on ``sys.path``, so it is added here.
-"""
+"""Fixtures of the audit tests: the app on SQLite and PostgreSQL with a populated trail
+(the helpers are in ``support.audit``)."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
-
-_HERE = str(Path(__file__).resolve().parent)
-if _HERE not in sys.path:
-    sys.path.insert(0, _HERE)
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import json
 import logging
 import re
 import string
-import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -22,7 +21,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import redis
-from audit_helpers import staff_client
 from sqlalchemy import select, update
 
 from intake import state
@@ -33,16 +31,13 @@ from intake.devices.web import COOKIE
 from intake.kiosk.i18n import CATALOG as SHARED
 from intake.live.notify import CHANNEL
 from intake.storage.models import AuditEvent, Device, DeviceKind, utcnow
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "auth"))
-from auth_helpers import (  # noqa: E402
+from support.audit import staff_client
+from support.auth import (
     assert_no_inline_code,
     assert_staff_headers,
     bare_client,
     csrf_token,
 )
-
-pytestmark = pytest.mark.integration
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates" / "admin"
 CODE_RE = re.compile(r'<p class="device-code mono" id="device-code" data-kind="(\w+)">'

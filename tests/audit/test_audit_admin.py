@@ -12,13 +12,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from audit_helpers import (
-    WALK_IN,
-    edit_event,
-    record_events,
-    sign_in,
-    staff_client,
-)
 from fhir.resources.R4B.bundle import Bundle
 from sqlalchemy import select, update
 
@@ -27,8 +20,13 @@ from intake.admin.i18n import CATALOG
 from intake.audit import Break, BreakKind
 from intake.storage.models import AuditEvent, User
 from support import case
-
-pytestmark = pytest.mark.integration
+from support.audit import (
+    WALK_IN,
+    edit_event,
+    record_events,
+    sign_in,
+    staff_client,
+)
 
 PATHS = ["/admin", "/admin/users", "/admin/audit.csv", "/admin/audit.fhir.json"]
 

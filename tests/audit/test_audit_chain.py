@@ -10,7 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from audit_helpers import (
+from sqlalchemy import delete, insert, update
+
+from intake import audit, state
+from intake.audit import BreakKind
+from intake.storage.models import AuditAnchor, AuditEvent
+from support.audit import (
     anchor,
     cli,
     delete_event,
@@ -22,13 +27,6 @@ from audit_helpers import (
     run_cli,
     verify,
 )
-from sqlalchemy import delete, insert, update
-
-from intake import audit, state
-from intake.audit import BreakKind
-from intake.storage.models import AuditAnchor, AuditEvent
-
-pytestmark = pytest.mark.integration
 
 
 def test_untouched_trail_verifies(trail_app: Any) -> None:

@@ -7,14 +7,11 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-import pytest
-from audit_helpers import verify
 from sqlalchemy import func, select
 
 from intake import audit, state
 from intake.storage.models import AuditEvent
-
-pytestmark = pytest.mark.integration
+from support.audit import verify
 
 THREADS = 6
 EACH = 30

@@ -10,7 +10,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from audit_helpers import edit_event, make_staff, record_events
 from fhir.resources.R4B.bundle import Bundle
 from sqlalchemy import select
 
@@ -27,8 +26,7 @@ from intake.constants import (
     PLUGIN_DEVICE_NAME,
 )
 from intake.storage.models import AuditEvent
-
-pytestmark = pytest.mark.integration
+from support.audit import edit_event, make_staff, record_events
 
 
 def _record(app: Any, **kw: Any) -> int:

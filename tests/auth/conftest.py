@@ -1,22 +1,12 @@
-"""Fixtures of the sign-in tests: the app on SQLite, or on SQLite and PostgreSQL.
-
-``auth_helpers`` is a plain module; ``--import-mode=importlib`` does not put this folder
-on ``sys.path``, so it is added here.
-"""
+"""Fixtures of the sign-in tests: the app on SQLite, or on SQLite and PostgreSQL (the
+helpers are in ``support.auth``)."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
-
-_HERE = str(Path(__file__).resolve().parent)
-if _HERE not in sys.path:
-    sys.path.insert(0, _HERE)
-pytest.register_assert_rewrite("auth_helpers")  # its asserts explain themselves too
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from auth_helpers import db_snapshot
 from click.testing import CliRunner
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,6 +23,7 @@ from intake.storage.db import session_factory
 from intake.storage.migrate import upgrade
 from intake.storage.models import AuditEvent, Role, User, UserSession, utcnow
 from support import REPO
+from support.auth import db_snapshot
 
 FIRST = "Popliteal-cyst-41"
 SECOND = "Baker-cyst-2027!"

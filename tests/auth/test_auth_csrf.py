@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from auth_helpers import (
+from intake import state
+from support.auth import (
     OPEN_BY_STANDARD,
     bare_client,
     csrf_token,
@@ -17,8 +18,6 @@ from auth_helpers import (
     methods,
     signed_in_client,
 )
-
-from intake import state
 
 # Found by enumeration; listed so the test notices if enumeration itself breaks.
 KNOWN_POST_RULES = {"/auth/signin", "/auth/signout", "/kiosk", "/kiosk/q/<int:step>",

@@ -8,15 +8,15 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from auth_helpers import (
+
+from intake.auth.users import SESSION_COOKIE
+from support.auth import (
     assert_no_inline_code,
     assert_staff_headers,
     make_user,
     sign_in,
     signed_in_client,
 )
-
-from intake.auth.users import SESSION_COOKIE
 
 
 def test_the_sign_in_page(auth_app: Any) -> None:

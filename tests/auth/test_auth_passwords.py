@@ -4,17 +4,18 @@ the password and name rules, and the hash upgrade at sign-in."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
-from auth_helpers import db_snapshot, get_user, make_user, sign_in
 from sqlalchemy import select
 
 from intake import state
 from intake.auth import users
 from intake.auth.passwords import PasswordRejected, check_rules, hash_password, verify_password
 from intake.storage.models import AuditEvent, User, utcnow
+from support.auth import db_snapshot, get_user, make_user, sign_in
 
 FULL_WIDTH = "ＫｎｅｅＰａｉｎ２０２６ｘ"  # typed with a Japanese input method
 HALF_WIDTH = "KneePain2026x"
@@ -25,7 +26,28 @@ def _create(app: Any, name: str, role: str, password: str) -> User:
         return users.create_user(s, name, role, password, actor="test", now=utcnow())
 
 
-def test_an_argon2id_hash_is_stored_never_the_password(db_app: Any) -> None:
+@pytest.fixture
+def production_db_app(make_app: Callable[..., Any], database_url: str) -> Any:
+    """The app on SQLite and on PostgreSQL hashing as in production (the other tests
+    use the suite's cheap profile)."""
+    return make_app(database_url, password_hash_profile="production")
+
+
+@pytest.fixture
+def production_app(make_app: Callable[..., Any], sqlite_url: str) -> Any:
+    return make_app(sqlite_url, password_hash_profile="production")
+
+
+def test_the_suite_hashes_weakly_and_says_so(make_app: Callable[..., Any], sqlite_url: str,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    app = make_app(sqlite_url)
+    assert "staff passwords are hashed weakly" in caplog.text
+    _create(app, "nurse.kato", "practitioner", "Popliteal-cyst-41")
+    assert get_user(app, "nurse.kato").password_hash.startswith("$argon2id$v=19$m=8,t=1,p=1$")
+
+
+def test_an_argon2id_hash_is_stored_never_the_password(production_db_app: Any) -> None:
+    db_app = production_db_app
     password = "Popliteal-cyst-41"
     _create(db_app, "nurse.kato", "practitioner", password)
     user = get_user(db_app, "nurse.kato")
@@ -111,7 +133,8 @@ def test_a_name_is_taken_whatever_its_case_or_width(db_app: Any) -> None:
     assert db_snapshot(db_app) == before
 
 
-def test_an_old_hash_is_upgraded_at_the_next_sign_in(auth_app: Any) -> None:
+def test_an_old_hash_is_upgraded_at_the_next_sign_in(production_app: Any) -> None:
+    auth_app = production_app
     make_user(auth_app, "dr.old", "practitioner")
     weak = PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash(HALF_WIDTH)
     with state(auth_app).sessions.begin() as s:

@@ -21,7 +21,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from auth_helpers import (
+from flask import Blueprint
+
+from intake.storage.models import Role
+from intake.web import error_page, require_roles
+from support.auth import (
     OPEN_BY_STANDARD,
     TOKEN_PREFIXES,
     assert_staff_headers,
@@ -32,10 +36,6 @@ from auth_helpers import (
     signed_in_client,
     under,
 )
-from flask import Blueprint
-
-from intake.storage.models import Role
-from intake.web import error_page, require_roles
 
 PUBLIC_PREFIXES = {
     "/kiosk": "the tablet handed to patients: its start screen has the staff PIN, the "

@@ -11,7 +11,13 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from auth_helpers import (
+
+from intake import state
+from intake.auth import users
+from intake.auth.users import SESSION_COOKIE
+from intake.storage.models import utcnow
+from intake.web import require_roles
+from support.auth import (
     PASSWORD,
     age_sessions,
     audit_events,
@@ -22,12 +28,6 @@ from auth_helpers import (
     sign_out,
     signed_in_client,
 )
-
-from intake import state
-from intake.auth import users
-from intake.auth.users import SESSION_COOKIE
-from intake.storage.models import utcnow
-from intake.web import require_roles
 
 IDLE = timedelta(minutes=15)  # the default INTAKE_SESSION_IDLE_MINUTES
 

@@ -9,7 +9,12 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from auth_helpers import (
+from sqlalchemy import update
+
+from intake import state
+from intake.auth import users
+from intake.storage.models import User, utcnow
+from support.auth import (
     PASSWORD,
     audit_events,
     get_user,
@@ -19,11 +24,6 @@ from auth_helpers import (
     sign_in,
     sign_out,
 )
-from sqlalchemy import update
-
-from intake import state
-from intake.auth import users
-from intake.storage.models import User, utcnow
 
 WRONG = "Not-the-password-1"
 ALERT_RE = re.compile(r'<div class="summary" role="alert"><p>([^<]*)</p></div>')

@@ -19,7 +19,6 @@ never download a browser. If it is missing the tests fail with that instruction.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,11 +26,7 @@ from typing import Any
 
 import pytest
 
-_HERE = str(Path(__file__).resolve().parent)
-if _HERE not in sys.path:
-    sys.path.insert(0, _HERE)
-
-from browser_helpers import (  # noqa: E402
+from support.browser import (
     APPS,
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -43,9 +38,8 @@ from browser_helpers import (  # noqa: E402
     ensure_axe,
     serve_app,
     serve_behind_live,
-    start_worker,
-    stop_worker,
 )
+from support.processes import WorkerProcess
 
 
 @dataclass
@@ -74,7 +68,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
               "log_level": "warning"}
 
     try:
-        worker, log = start_worker(tmp, common, "browser")
+        worker = WorkerProcess.on(tmp, {**common, "log_level": "info"}, name="browser")
+        worker.start().wait_ready()
     except BaseException:
         redis_proc.terminate()
         raise
@@ -89,11 +84,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         ]
         for server in servers:
             APPS[server.base] = server.app
-        yield Stack(*servers, worker_log=log)
+        yield Stack(*servers, worker_log=worker.log_path)
     finally:
         for server in servers:
             server.stop()
-        stop_worker(worker)
+        worker.stop()
         redis_proc.terminate()
         redis_proc.wait(timeout=10)
         dispose_engines()

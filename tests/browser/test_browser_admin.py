@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_helpers import LANDSCAPE, SHOTS, Audit, shoot
 
 from intake import state
 from intake.auth.users import create_user
 from intake.storage.models import utcnow
+from support.browser import LANDSCAPE, SHOTS, Audit, shoot
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 NAME = "admin-browser"
 PASSWORD = "Admin-screen-2026"

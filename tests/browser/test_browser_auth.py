@@ -14,12 +14,12 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from auth_helpers import PASSWORD, age_sessions, audit_events, make_user, sessions_of
-from browser_helpers import LANDSCAPE, Audit, serve_behind_live, shoot, sign_in_staff
 
 from intake import state
+from support.auth import PASSWORD, age_sessions, audit_events, make_user, sessions_of
+from support.browser import LANDSCAPE, Audit, serve_behind_live, shoot, sign_in_staff
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

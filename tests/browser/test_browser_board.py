@@ -24,8 +24,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from auth_helpers import PASSWORD, audit_events, make_user
-from browser_helpers import (
+from sqlalchemy import update
+
+from intake import state
+from intake.storage.models import Alert, AlertState, utcnow
+from support import add_device, case, wait_for
+from support.auth import PASSWORD, audit_events, make_user
+from support.browser import (
     APPS,
     LANDSCAPE,
     PORTRAIT,
@@ -38,13 +43,8 @@ from browser_helpers import (
     sign_in_staff,
     start_patient,
 )
-from sqlalchemy import update
 
-from intake import state
-from intake.storage.models import Alert, AlertState, utcnow
-from support import add_device, case, wait_for
-
-pytestmark = [pytest.mark.integration, pytest.mark.slow,
+pytestmark = [pytest.mark.slow,
               # (the three minutes run beside the rest of the suite under xdist)
               pytest.mark.xdist_group("board")]
 

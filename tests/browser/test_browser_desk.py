@@ -8,8 +8,13 @@ import time
 from typing import Any
 
 import pytest
-from auth_helpers import PASSWORD, make_user
-from browser_helpers import (
+from sqlalchemy import select
+
+from intake import state
+from intake.storage.models import Intake
+from support import case, wait_for
+from support.auth import PASSWORD, make_user
+from support.browser import (
     LANDSCAPE,
     PORTRAIT,
     Audit,
@@ -19,13 +24,8 @@ from browser_helpers import (
     sign_in_staff,
     start_patient,
 )
-from sqlalchemy import select
 
-from intake import state
-from intake.storage.models import Intake
-from support import case, wait_for
-
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 DESK_USER = "desk.browser"
 

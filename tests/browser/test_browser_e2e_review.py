@@ -7,23 +7,20 @@ written back, once, to the Medplum test server by the real worker."""
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_helpers import Audit, serve_behind_live, shoot, start_worker, stop_worker
 
 from intake import constants, state
 from intake.auth.users import create_user
 from intake.storage.models import utcnow
 from support import case, wait_for
+from support.browser import Audit, serve_behind_live, shoot
+from support.fhir import FhirTestServer, start_server
+from support.processes import WorkerProcess
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fhir"))
-from fhir_helpers import FhirTestServer, start_server  # noqa: E402
-
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 PASSWORD = "end to end password 9"
 DESKTOP = {"width": 1440, "height": 900}
@@ -45,8 +42,9 @@ def ehr_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
     common = {"data_dir": str(tmp / "data"), "database_url": database_url,
               "redis_url": redis_url, "fhir_base_url": fhir.base_url, "fhir_timeout": "5",
               "retry_backoff_cap": "2", "broker_timeout": "1", "log_level": "warning"}
+    worker = WorkerProcess.on(tmp, {**common, "log_level": "info"}, name="e2e").start()
     try:
-        worker, _ = start_worker(tmp, common, "e2e")
+        worker.wait_ready()
     except BaseException:
         redis_proc.terminate()
         fhir.stop()
@@ -58,7 +56,7 @@ def ehr_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
     finally:
         if server is not None:
             server.stop()
-        stop_worker(worker)
+        worker.stop()
         redis_proc.terminate()
         redis_proc.wait(timeout=10)
         fhir.stop()

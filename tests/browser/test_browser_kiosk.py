@@ -9,10 +9,17 @@ import time
 from typing import Any
 
 import pytest
-from browser_helpers import (
+from sqlalchemy import select
+
+from intake import state
+from intake.kiosk.form import tablet_form
+from intake.storage.models import Intake, KioskDraft
+from support import case, wait_for
+from support.browser import (
     LANDSCAPE,
     PIN,
     PORTRAIT,
+    SHOTS,
     Audit,
     answer_all,
     current_step,
@@ -22,14 +29,8 @@ from browser_helpers import (
     shoot,
     start_patient,
 )
-from sqlalchemy import select
 
-from intake import state
-from intake.kiosk.form import tablet_form
-from intake.storage.models import Intake, KioskDraft
-from support import case, wait_for
-
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 
 def _step(name: str) -> int:
@@ -132,7 +133,7 @@ def test_knee_picture_by_touch_keyboard_and_screen_reader(stack: Any, new_page: 
     assert page.get_by_role("radio", name="右ひざ・内側").is_checked()
     shoot(page.locator("#item-pain_location").page, "knee-picture-touch", both=False)
     page.locator("#item-pain_location").screenshot(
-        path=str(__import__("browser_helpers").SHOTS / "knee-location-768x1024.png"))
+        path=str(SHOTS / "knee-location-768x1024.png"))
     # Keyboard: arrows move along the regions of the radio group.
     page.get_by_role("radio", name="右ひざ・内側").focus()
     page.keyboard.press("ArrowRight")
@@ -211,7 +212,7 @@ def test_idle_reset_triages_a_red_answer_left_unsent(stack: Any, new_page: Any) 
     def triaged() -> Any:
         with state(stack.idle.app).sessions() as s:
             found = s.get(Intake, intake.id)
-            return found.triage_results[-1] if found and found.triage_results else None
+            return found.triage_records[-1] if found and found.triage_records else None
 
     result = wait_for(triaged, timeout=15, message="triage of the timed-out answers")
     assert result.urgency == "emergency" and result.red_flag

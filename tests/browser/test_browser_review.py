@@ -10,17 +10,17 @@ import re
 from typing import Any
 
 import pytest
-from browser_helpers import Audit, shoot
 from sqlalchemy import select
 
 from intake import state
 from intake.auth.users import create_user
 from intake.clinical import parse_simple_answers
 from intake.intakes import submit_and_enqueue
-from intake.storage.models import Intake, Job, JobState, ReviewAction, TriageResult, utcnow
+from intake.storage.models import Intake, Job, JobState, ReviewAction, TriageRecord, utcnow
 from support import wait_for
+from support.browser import Audit, shoot
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 PASSWORD = "a long browser password 7"
 DESKTOP = {"width": 1440, "height": 900}
@@ -155,8 +155,8 @@ def test_worklist_live_and_case_actions(stack: Any, new_page: Any, audit: Audit)
     with st.sessions() as s:
         kinds = [a.kind for a in s.execute(select(ReviewAction).where(
             ReviewAction.intake_id == accepted.intake_id).order_by(ReviewAction.seq)).scalars()]
-        revisions = [r.revision for r in s.execute(select(TriageResult).where(
-            TriageResult.intake_id == accepted.intake_id)).scalars()]
+        revisions = [r.revision for r in s.execute(select(TriageRecord).where(
+            TriageRecord.intake_id == accepted.intake_id)).scalars()]
     assert kinds == ["acknowledge_flag", "change_department", "exam_findings"]
     assert sorted(revisions) == [1, 2]
 
@@ -176,7 +176,7 @@ def test_worklist_live_and_case_actions(stack: Any, new_page: Any, audit: Audit)
 
 
 def _shots() -> Any:
-    from browser_helpers import SHOTS
+    from support.browser import SHOTS
 
     SHOTS.mkdir(parents=True, exist_ok=True)
     return SHOTS

@@ -12,7 +12,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from browser_helpers import (
+from sqlalchemy import select
+
+from intake import state
+from intake.clinical import parse_questionnaire_response
+from intake.kiosk.form import tablet_form
+from intake.storage.models import Intake, KioskDraft, TriageRecord
+from support import case, wait_for
+from support.browser import (
     ALLOWED_URL,
     LANDSCAPE,
     MESSAGES,
@@ -23,31 +30,24 @@ from browser_helpers import (
     start_patient,
     walk,
 )
-from sqlalchemy import select
 
-from intake import state
-from intake.clinical import parse_questionnaire_response
-from intake.kiosk.form import tablet_form
-from intake.storage.models import Intake, KioskDraft, TriageResult
-from support import case, wait_for
-
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 WALKS = [("pub-03", "ja"), ("pub-03", "en"), ("pub-04", "ja"), ("pub-04", "en"),
          ("pub-01", "ja"), ("pub-01", "en")]
 SCREENSHOTS = {("pub-03", "ja"), ("pub-04", "en"), ("pub-01", "en")}
 
 
-def _stored(app: Any, record_number: str) -> tuple[Intake, TriageResult]:
-    def found() -> tuple[Intake, TriageResult] | None:
+def _stored(app: Any, record_number: str) -> tuple[Intake, TriageRecord]:
+    def found() -> tuple[Intake, TriageRecord] | None:
         with state(app).sessions() as s:
             intake = s.execute(select(Intake).where(
                 Intake.patient_record_number == record_number)).scalar_one_or_none()
-            if intake is None or not intake.triage_results:
+            if intake is None or not intake.triage_records:
                 return None
-            return intake, intake.triage_results[-1]
+            return intake, intake.triage_records[-1]
 
-    result: tuple[Intake, TriageResult] = wait_for(found, timeout=15, message="triage")
+    result: tuple[Intake, TriageRecord] = wait_for(found, timeout=15, message="triage")
     return result
 
 

@@ -12,7 +12,9 @@ from typing import Any
 
 import jwt
 import pytest
-from cds_helpers import (
+
+from intake.config import ConfigError
+from support.cds import (
     AUDIENCE,
     CDS_TOKEN,
     FEEDBACK,
@@ -23,8 +25,6 @@ from cds_helpers import (
     response_for,
     stored,
 )
-
-from intake.config import ConfigError
 
 
 @pytest.fixture(scope="module")

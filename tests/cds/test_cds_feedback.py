@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from cds_helpers import AUTH, FEEDBACK, SERVICE, hook_request, response_for, stored
 from sqlalchemy import select
 
 from intake import state
 from intake.constants import CS_CDS_OVERRIDE_REASON
 from intake.storage.models import AuditEvent, CdsFeedback
+from support.cds import AUTH, FEEDBACK, SERVICE, hook_request, response_for, stored
 
 COMMENT = "診察で確認済み、患者は既に救急搬送を手配"
 

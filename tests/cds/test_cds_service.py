@@ -9,7 +9,14 @@ import uuid
 from typing import Any
 
 import pytest
-from cds_helpers import (
+from sqlalchemy import select
+
+from intake import state
+from intake.clinical.questionnaire import default_form_index
+from intake.constants import CDS_SERVICE_ID, CS_CDS_OVERRIDE_REASON, QUESTIONNAIRE_URL
+from intake.storage.models import AuditEvent, CdsCard
+from support import case
+from support.cds import (
     AUTH,
     PATIENT_ID,
     SERVICE,
@@ -18,13 +25,6 @@ from cds_helpers import (
     searchset,
     stored,
 )
-from sqlalchemy import select
-
-from intake import state
-from intake.clinical.questionnaire import default_form_index
-from intake.constants import CDS_SERVICE_ID, CS_CDS_OVERRIDE_REASON, QUESTIONNAIRE_URL
-from intake.storage.models import AuditEvent, CdsCard
-from support import case
 
 # Advice the seeds got wrong: never to press or massage the back of the knee.
 FORBIDDEN = re.compile(r"膝(の)?裏[^。]*(押|揉|もみ|マッサージ)|massag|press(ing)? (on )?the "

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from clinical_helpers import triage
 
 from intake.clinical import load_ruleset
+from support.clinical import triage
 
 RUN_OK = {"runner": True, "run_pattern": ["WARMUP_EASES", "TENSION_ONLY", "NOT_WORSE_NEXT_DAY"]}
 

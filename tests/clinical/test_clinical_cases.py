@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
-from clinical_helpers import CASES_DIR, load_cases
 
 from intake.clinical import (
     TriageResult,
@@ -14,11 +14,9 @@ from intake.clinical import (
     parse_input,
     parse_questionnaire_response,
 )
+from support import CasesMissing, load_cases
 
-pytestmark = pytest.mark.skipif(
-    not CASES_DIR.is_dir(), reason=f"clinical cases folder {CASES_DIR} not present"
-)
-CASES = load_cases() if CASES_DIR.is_dir() else []
+CASES = load_cases()  # missing cases fail the collection: never a silent skip
 
 
 def check(case: dict[str, Any], result: TriageResult) -> None:
@@ -35,6 +33,13 @@ def check(case: dict[str, Any], result: TriageResult) -> None:
 
 def test_all_cases_found() -> None:
     assert len(CASES) >= 16
+
+
+def test_missing_cases_fail_the_tests(tmp_path: Path) -> None:
+    """An empty or absent cases folder is an error (at collection), never a skip."""
+    for folder in (tmp_path, tmp_path / "absent"):
+        with pytest.raises(CasesMissing, match="worked clinical cases are missing"):
+            load_cases(folder)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])

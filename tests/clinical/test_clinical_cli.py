@@ -7,11 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
-from clinical_helpers import CASES_DIR, QUIET, answers_with
-
 from intake.clinical import build_questionnaire_response, evaluate, parse_simple_answers
 from intake.clinical.cli import run_triage_cli
+from support import case_files
+from support.clinical import QUIET, answers_with
 
 
 def run(paths: list[str], stdin: str = "") -> tuple[int, list[dict[str, Any]], str]:
@@ -107,9 +106,8 @@ def test_no_error_exit_zero_and_deterministic(tmp_path: Path) -> None:
     assert first == run([a, a])
 
 
-@pytest.mark.skipif(not CASES_DIR.is_dir(), reason="clinical cases folder not present")
 def test_all_cases_through_cli() -> None:
-    files = sorted(str(p) for p in CASES_DIR.glob("*.json"))
+    files = [str(p) for p in case_files()]
     status, lines, _ = run(files)
     assert status == 0
     for path, line in zip(files, lines, strict=True):

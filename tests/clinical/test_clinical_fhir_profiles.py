@@ -335,7 +335,7 @@ def test_every_profile_file_is_valid() -> None:
 
 
 def test_built_questionnaire_response_is_valid_r4() -> None:
-    from clinical_helpers import QUIET
+    from support.clinical import QUIET
 
     qr = build_questionnaire_response(
         {**QUIET, "runner": True, "run_pattern": ["WARMUP_EASES", "SWELLING"],

@@ -6,7 +6,6 @@ import copy
 from typing import Any
 
 import pytest
-from clinical_helpers import QUIET, answers_with
 
 from intake import constants
 from intake.clinical import (
@@ -19,6 +18,7 @@ from intake.clinical import (
     parse_questionnaire_response,
     parse_simple_answers,
 )
+from support.clinical import QUIET, answers_with
 
 
 def test_simple_answers_are_validated_and_immutable() -> None:

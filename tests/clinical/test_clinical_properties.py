@@ -6,7 +6,6 @@ import json
 import random
 from typing import Any
 
-from clinical_helpers import any_answers, near_quiet_answers
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -19,6 +18,7 @@ from intake.clinical import (
     parse_simple_answers,
     screening_link_ids,
 )
+from support.clinical import any_answers, near_quiet_answers
 
 SETTINGS = settings(max_examples=250, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow])

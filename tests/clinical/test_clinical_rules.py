@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from clinical_helpers import QUIET, codes, evidence, triage
 
 from intake.clinical import evaluate, parse_simple_answers
+from support.clinical import QUIET, codes, evidence, triage
 
 INJURY = {"onset": "INJ_TWIST", "duration": "D1_6", "walk4_immediately": True}
 

@@ -1,22 +1,11 @@
-"""Fixtures of the device enrollment tests (Flask test client; real SQLite and PostgreSQL).
-
-``auth_helpers`` is a plain module of ``tests/auth``; ``--import-mode=importlib`` does not
-put that folder on ``sys.path``, so it is added here.
-"""
+"""Fixtures of the device enrollment tests (Flask test client; real SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
-
-_AUTH = str(Path(__file__).resolve().parents[1] / "auth")
-if _AUTH not in sys.path:
-    sys.path.insert(0, _AUTH)
-pytest.register_assert_rewrite("auth_helpers")
 
 
 @pytest.fixture

@@ -4,20 +4,18 @@ ones lock the address out; the table keeps only hashes."""
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from typing import Any
 
-from auth_helpers import audit_events
 from sqlalchemy import select, text, update
 
 from intake import state
 from intake.devices import services
 from intake.devices.web import COOKIE
 from intake.storage.models import Device, DeviceKind, utcnow
-from support import add_device
+from support import TOKEN_RE, add_device
+from support.auth import audit_events
 
-TOKEN_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 OTHER_ADDRESS = {"REMOTE_ADDR": "10.1.2.3"}
 
 

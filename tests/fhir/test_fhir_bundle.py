@@ -14,7 +14,6 @@ from urllib.parse import unquote
 
 import pytest
 from fhir.resources.R4B.bundle import Bundle
-from fhir_helpers import MRN_SYSTEM, PROFILES_DIR, WALK_IN, resource_types
 
 from intake import constants
 from intake.fhir.bundle import (
@@ -26,6 +25,7 @@ from intake.fhir.bundle import (
     full_url,
     identifier_query,
 )
+from support.fhir import MRN_SYSTEM, PROFILES_DIR, WALK_IN, resource_types
 
 Intake = Callable[..., BundleInput]
 BundleFor = Callable[..., dict[str, Any]]

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fhir_helpers import FhirTestServer, new_client_key
 
 from intake import constants
 from support import case, wait_for
+from support.fhir import FhirTestServer, new_client_key
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 WALK_IN = {"family_name": "山田", "given_name": "花子", "family_name_kana": "ヤマダ",
            "given_name_kana": "ハナコ", "birth_date": "1950-01-02", "sex": "female"}

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.structuredefinition import StructureDefinition
-from fhir_helpers import JST, MRN_SYSTEM, PROFILES_DIR, FhirTestServer, make_input
 
 from intake import constants
 from intake.fhir.bundle import ReviewState, build_transaction_bundle, bundle_json
+from support.fhir import JST, MRN_SYSTEM, PROFILES_DIR, FhirTestServer, make_input
 
 EXAMPLES = PROFILES_DIR / "examples"
 SD_FILES = sorted(PROFILES_DIR.glob("StructureDefinition-*.json"))

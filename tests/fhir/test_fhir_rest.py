@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 import requests
-from fhir_helpers import WALK_IN, FhirTestServer, assert_exactly_one_of_each, wait_until
 
 from intake.delivery.auth import BearerAuth, NoAuth
 from intake.delivery.base import Outcome
 from intake.delivery.fhir_rest import REASON_MAX, FhirRestAdapter
+from support.fhir import WALK_IN, FhirTestServer, assert_exactly_one_of_each, wait_until
 
 BundleFor = Callable[..., dict[str, Any]]
 BID = "KI-pub-03"

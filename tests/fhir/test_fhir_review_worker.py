@@ -9,15 +9,15 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from fhir_helpers import FhirTestServer
 
 from intake import constants, state
 from intake.auth.users import create_user
 from intake.review import actions
 from intake.storage.models import utcnow
 from support import case, wait_for
+from support.fhir import FhirTestServer
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 
 def _api(client: Any, intake_id: str) -> dict[str, Any]:

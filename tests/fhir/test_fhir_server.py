@@ -11,17 +11,17 @@ from typing import Any
 
 import pytest
 import requests
-from fhir_helpers import (
-    MRN_SYSTEM,
-    FhirTestServer,
-    assert_exactly_one_of_each,
-    resource_types,
-)
 
 from intake.delivery.auth import NoAuth
 from intake.delivery.base import Outcome
 from intake.delivery.fhir_rest import FhirRestAdapter
 from intake.fhir.bundle import BundleInput, build_transaction_bundle
+from support.fhir import (
+    MRN_SYSTEM,
+    FhirTestServer,
+    assert_exactly_one_of_each,
+    resource_types,
+)
 
 BundleFor = Callable[..., dict[str, Any]]
 Intake = Callable[..., BundleInput]

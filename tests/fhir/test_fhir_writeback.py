@@ -20,7 +20,6 @@ from urllib.parse import unquote
 import pytest
 import requests
 from fhir.resources.R4B.bundle import Bundle
-from fhir_helpers import JST, WALK_IN, FhirTestServer, entry_condition, make_input
 
 from intake import constants
 from intake.clinical import build_questionnaire_response, evaluate, parse_simple_answers
@@ -35,6 +34,7 @@ from intake.fhir.bundle import (
     bundle_json,
     full_url,
 )
+from support.fhir import JST, WALK_IN, FhirTestServer, entry_condition, make_input
 
 Intake = Callable[..., BundleInput]
 Cases = dict[str, dict[str, Any]]

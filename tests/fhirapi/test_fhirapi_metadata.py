@@ -3,26 +3,18 @@ a real FHIR validator (Medplum's, in tests/fhir_server) as well as by the R4B mo
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from fhir.resources.R4B.questionnaire import Questionnaire
-from fhirapi_helpers import AUTH, FHIR_JSON, intake_id_of, post_qr, qr_for
 
 from intake import pipeline, state
 from intake.clinical import load_questionnaire
 from intake.constants import QUESTIONNAIRE_URL, QUESTIONNAIRE_VERSION
-
-_FHIR_TESTS = str(Path(__file__).resolve().parents[1] / "fhir")
-if _FHIR_TESTS not in sys.path:
-    sys.path.insert(0, _FHIR_TESTS)
-
-from fhir_helpers import FhirTestServer, start_server  # noqa: E402
+from support.fhir import FhirTestServer
+from support.fhirapi import AUTH, FHIR_JSON, intake_id_of, post_qr, qr_for
 
 
 def test_capability_statement_is_open_and_says_what_is_supported(
@@ -71,13 +63,10 @@ def test_questionnaire_read_and_search(sqlite_fhir_app: Any) -> None:
     assert bad.get_json(force=True)["issue"][0]["code"] == "not-supported"
 
 
-@pytest.fixture(scope="module")
-def validator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FhirTestServer]:
-    server = start_server(log_path=tmp_path_factory.mktemp("validator") / "server.log")
-    try:
-        yield server
-    finally:
-        server.stop()
+@pytest.fixture
+def validator(fhir_server_session: FhirTestServer) -> FhirTestServer:
+    """The suite's FHIR test server, as a validator."""
+    return fhir_server_session
 
 
 def _check(server: FhirTestServer, resource: dict[str, Any]) -> None:

@@ -15,7 +15,14 @@ from typing import Any
 import pytest
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
-from fhirapi_helpers import (
+from sqlalchemy import select
+
+from intake import state
+from intake.clinical import parse_questionnaire_response, parse_simple_answers
+from intake.constants import CS_ANSWER, IDENTIFIER_SYSTEM_INTAKE
+from intake.storage.models import AuditEvent, Intake
+from support import case
+from support.fhirapi import (
     AUTH,
     CLIENT_SYSTEM,
     FHIR_JSON,
@@ -27,13 +34,6 @@ from fhirapi_helpers import (
     post_qr,
     qr_for,
 )
-from sqlalchemy import select
-
-from intake import state
-from intake.clinical import parse_questionnaire_response, parse_simple_answers
-from intake.constants import CS_ANSWER, IDENTIFIER_SYSTEM_INTAKE
-from intake.storage.models import AuditEvent, Intake
-from support import case
 
 
 def _outcome(resp: Any) -> dict[str, Any]:

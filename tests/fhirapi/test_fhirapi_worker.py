@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.riskassessment import RiskAssessment
-from fhirapi_helpers import AUTH, MRN_SYSTEM, TOKEN, intake_id_of, post_qr, qr_for
 from sqlalchemy import select
 
 from intake import state
@@ -22,8 +21,7 @@ from intake.constants import (
 )
 from intake.storage.models import AuditEvent, Intake
 from support import case, wait_for
-
-pytestmark = [pytest.mark.integration]
+from support.fhirapi import AUTH, MRN_SYSTEM, TOKEN, intake_id_of, post_qr, qr_for
 
 CASES = {"pub-03": "MRN-A1", "pub-02": "MRN-A1", "pub-01": "MRN-B2"}
 
@@ -73,7 +71,7 @@ def test_risk_assessment_is_readable_and_searchable(
         with state(app).sessions() as s:
             intake = s.get(Intake, ids[case_id])
             assert intake is not None
-            assert intake.triage_results[-1].urgency == expect["urgency"]
+            assert intake.triage_records[-1].urgency == expect["urgency"]
             business_id = intake.business_id
         assert ra["identifier"] == [{"system": IDENTIFIER_SYSTEM_INTAKE,
                                      "value": f"{business_id}/risk"}]

@@ -47,6 +47,21 @@ def test_bad_setting_is_named(env: dict[str, str], named: str) -> None:
     assert str(info.value).startswith(named)
 
 
+def test_weak_password_hashes_only_in_the_test_suite() -> None:
+    """The test suite's cheap hash profile is refused unless the suite's flag is set too."""
+    assert load_settings({}).password_hash_profile == "production"
+    for env, overrides in (({"INTAKE_PASSWORD_HASH_PROFILE": "test"}, {}),
+                           ({}, {"password_hash_profile": "test"}),
+                           ({"INTAKE_PASSWORD_HASH_PROFILE": "test", "INTAKE_TEST_SUITE": "yes"},
+                            {})):
+        with pytest.raises(ConfigError) as info:
+            load_settings(env, overrides)
+        assert str(info.value).startswith("INTAKE_PASSWORD_HASH_PROFILE")
+        assert "INTAKE_TEST_SUITE=1" in str(info.value)
+    allowed = load_settings({"INTAKE_PASSWORD_HASH_PROFILE": "test", "INTAKE_TEST_SUITE": "1"})
+    assert allowed.password_hash_profile == "test"
+
+
 def test_unknown_override_is_an_error() -> None:
     with pytest.raises(ConfigError, match="colour"):
         load_settings({}, {"colour": "blue"})

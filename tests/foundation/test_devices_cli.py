@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -25,9 +24,7 @@ from intake.live.notify import CHANNEL
 from intake.storage.db import session_factory
 from intake.storage.migrate import upgrade
 from intake.storage.models import AuditEvent, Device, DeviceKind, utcnow
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "auth"))
-from auth_helpers import db_snapshot  # noqa: E402
+from support.auth import db_snapshot
 
 CODE_RE = re.compile(r"^one-time code for (.+) \((board|tablet)\): (\d{4})-(\d{4})$", re.M)
 UNTIL_RE = re.compile(r"^open (/board|/kiosk) on the device and type the code before "

@@ -16,13 +16,14 @@ from intake.storage.models import (
     Intake,
     Job,
     JobKind,
-    TriageResult,
+    TriageRecord,
 )
 
 TABLES = {"intakes", "jobs", "triage_results", "delivery_attempts", "audit_events"}
 
 
-def test_migrations_up_down_up(database_url: str) -> None:
+def test_migrations_up_down_up(empty_database_url: str) -> None:
+    database_url = empty_database_url
     upgrade(database_url)
     assert current_revision(database_url) == head_revision()
     assert TABLES <= set(inspect(get_engine(database_url)).get_table_names())
@@ -58,7 +59,7 @@ def test_models_round_trip(migrated_url: str) -> None:
         s.add(_intake())
         s.flush()
         s.add(Job(intake_id=_intake().id, kind=JobKind.TRIAGE, revision=1))
-        s.add(TriageResult(intake_id=_intake().id, revision=1, ruleset="r@1", urgency="soon",
+        s.add(TriageRecord(intake_id=_intake().id, revision=1, ruleset="r@1", urgency="soon",
                            department="orthopedics", red_flag=False, result={"flags": []}))
         s.add(DeliveryAttempt(intake_id=_intake().id, revision=1, attempt_no=1,
                               adapter="folder", target="/x", outcome="delivered",
@@ -70,7 +71,7 @@ def test_models_round_trip(migrated_url: str) -> None:
         assert got.received_at == datetime(2026, 11, 21, 9, 30, tzinfo=UTC)
         assert got.questionnaire_response["ja"] == "膝"
         assert [j.kind for j in got.jobs] == ["triage"]
-        assert got.triage_results[0].urgency == "soon"
+        assert got.triage_records[0].urgency == "soon"
         assert got.delivery_attempts[0].response == {"ok": True}
 
 
@@ -81,10 +82,10 @@ def test_one_triage_result_per_revision(migrated_url: str) -> None:
     with sessions.begin() as s:
         s.add(_intake())
         s.flush()
-        s.add(TriageResult(intake_id=_intake().id, revision=1, ruleset="r@1", urgency="soon",
+        s.add(TriageRecord(intake_id=_intake().id, revision=1, ruleset="r@1", urgency="soon",
                            department="orthopedics", red_flag=False, result={}))
     with pytest.raises(IntegrityError), sessions.begin() as s:
-        s.add(TriageResult(intake_id=_intake().id, revision=1, ruleset="r@1",
+        s.add(TriageRecord(intake_id=_intake().id, revision=1, ruleset="r@1",
                            urgency="routine", department="orthopedics", red_flag=False,
                            result={}))
 

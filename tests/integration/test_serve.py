@@ -20,7 +20,7 @@ import requests
 from intake.serve import free_port
 from support import REPO, case, wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 
 def test_serve_delivers_an_intake_and_stops_cleanly(tmp_path: Path) -> None:

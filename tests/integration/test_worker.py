@@ -16,10 +16,10 @@ from sqlalchemy import func, select
 
 from intake import state
 from intake.queue import TASK_DELIVER, TASK_TRIAGE, make_celery
-from intake.storage.models import DeliveryAttempt, Intake, TriageResult
+from intake.storage.models import DeliveryAttempt, Intake, TriageRecord
 from support import case, load_cases, snapshot, wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 
 def _status(client: Any, intake_id: str) -> dict[str, Any]:
@@ -34,8 +34,8 @@ def _delivered(client: Any, ids: list[str]) -> bool:
 def _rows(app: Any, intake_id: str) -> tuple[int, int]:
     """(triage results, successful delivery attempts) stored for the intake."""
     with state(app).sessions() as s:
-        results = s.scalar(select(func.count()).select_from(TriageResult)
-                           .where(TriageResult.intake_id == intake_id)) or 0
+        results = s.scalar(select(func.count()).select_from(TriageRecord)
+                           .where(TriageRecord.intake_id == intake_id)) or 0
         ok = s.scalar(select(func.count()).select_from(DeliveryAttempt)
                       .where(DeliveryAttempt.intake_id == intake_id,
                              DeliveryAttempt.outcome == "delivered")) or 0

@@ -1,23 +1,14 @@
-"""Fixtures of the tablet and desk tests (Flask test client; real databases).
-
-``kiosk_helpers`` is a plain module; ``--import-mode=importlib`` does not put this folder
-on ``sys.path``, so it is added here.
-"""
+"""Fixtures of the tablet and desk tests (Flask test client; real databases); the
+tablet itself is ``support.kiosk.Tablet``."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-_HERE = str(Path(__file__).resolve().parent)
-if _HERE not in sys.path:
-    sys.path.insert(0, _HERE)
-
-from kiosk_helpers import PIN, Tablet  # noqa: E402
+from support.kiosk import PIN, Tablet
 
 
 @pytest.fixture

@@ -5,22 +5,17 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-from kiosk_helpers import PIN
 
 from intake import pipeline, state
 from intake.clinical import parse_simple_answers
 from intake.storage.models import Intake
 from support import case, enroll_client
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "auth"))
-from auth_helpers import (  # noqa: E402
+from support.auth import (
     age_sessions,
     audit_events,
     make_user,
@@ -28,6 +23,7 @@ from auth_helpers import (  # noqa: E402
     sign_out,
     signed_in_client,
 )
+from support.kiosk import PIN
 
 DESK_USER = "desk.front"
 

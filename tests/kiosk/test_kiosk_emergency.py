@@ -5,22 +5,20 @@ themselves. Triage is run by the test (no broker)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from kiosk_helpers import PIN, Tablet, drafts, intakes_of
 from sqlalchemy import select, update
 
 from intake import pipeline, state
 from intake.storage.models import AuditEvent, Device, Intake, utcnow
-from support import case
+from support import TOKEN_RE, case
+from support.kiosk import PIN, Tablet, drafts, intakes_of
 
 EMERGENCY_JA = "今すぐ受付スタッフにお声がけください"
 SAME_DAY_JA = "まもなくスタッフがお声がけします"
 START_TITLE_JA = "問診の開始(スタッフ用)"
-TOKEN_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 def _triage_all(app: Any) -> None:

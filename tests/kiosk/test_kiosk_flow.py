@@ -10,7 +10,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from kiosk_helpers import PIN, Tablet, drafts, intakes_of
 from sqlalchemy import func, select
 
 from intake import state
@@ -18,8 +17,9 @@ from intake.clinical import parse_questionnaire_response
 from intake.kiosk import services
 from intake.kiosk.form import tablet_form
 from intake.kiosk.pin import PIN_FILE, hash_pin, verify_pin
-from intake.storage.models import Intake, KioskDraft, StaffPinThrottle, TriageResult, utcnow
+from intake.storage.models import Intake, KioskDraft, StaffPinThrottle, TriageRecord, utcnow
 from support import case
+from support.kiosk import PIN, Tablet, drafts, intakes_of
 
 SCREEN_URL = re.compile(r"^/kiosk(/|/welcome|/q/\d+(\?(review|check)=1)?|/review|/done|/status|"
                         r"/quit|/reset|/lang|/touch|\?lang=(ja|en)|/\?lang=(ja|en))?$")
@@ -352,7 +352,7 @@ def test_patient_sees_only_the_message_for_the_urgency(tablet: Tablet, case_id: 
     html = tablet.get("/kiosk/done").get_data(as_text=True)
     assert expected in html
     with state(tablet.app).sessions() as s:
-        result = s.execute(select(TriageResult)).scalar_one()
+        result = s.execute(select(TriageRecord)).scalar_one()
     for secret in [f["code"] for f in result.result["flags"]] + [result.department]:
         assert secret not in html
     assert "emergency" not in html and "same_day" not in html

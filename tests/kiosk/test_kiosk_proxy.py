@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from kiosk_helpers import PIN, Tablet
+from support.kiosk import PIN, Tablet
 
 
 def _tablet(app: Any, address: str) -> Tablet:

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 import redis
-from kiosk_helpers import PIN, Tablet, drafts, intakes_of, result_of
 from sqlalchemy import select
 
 from intake import state
@@ -31,6 +30,7 @@ from intake.storage.models import (
     utcnow,
 )
 from support import case, wait_for
+from support.kiosk import PIN, Tablet, drafts, intakes_of, result_of
 
 TIMING = services.Timing(idle=90, warning=30, result_wait=5, done=30)
 
@@ -129,7 +129,6 @@ def test_a_tablet_that_comes_back_wins_over_the_sweeper(app_db: Any) -> None:
     assert len(drafts(app_db)) == 1
 
 
-@pytest.mark.integration
 @pytest.mark.slow
 def test_dead_tablet_with_an_emergency_answer_is_triaged_and_alerted_by_the_worker(
         make_app: Callable[..., Any], database_url: str, clean_redis: str,
@@ -172,7 +171,6 @@ def test_dead_tablet_with_an_emergency_answer_is_triaged_and_alerted_by_the_work
     assert tablet_name is not None and tablet_name.startswith("tablet-")
 
 
-@pytest.mark.integration
 def test_submission_is_enqueued_and_triaged_by_a_real_worker(
         make_app: Callable[..., Any], sqlite_url: str, clean_redis: str,
         start_worker: Callable[..., Any]) -> None:

@@ -1,16 +1,11 @@
 """Fixtures of the live process tests: a world per module (data folder, database, web
 app and one or more real ``intake live`` processes), so a module starts its processes
 once; a private Redis for the folder, so notices of other test runs on a shared Redis
-never wake these processes.
-
-``live_helpers`` (and the sign-in tests' ``auth_helpers``) are plain modules;
-``--import-mode=importlib`` does not put their folders on ``sys.path``, so it is done here.
+never wake these processes. The helpers are in ``support.live``.
 """
 
 from __future__ import annotations
 
-import sys
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -18,15 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
 
-_HERE = Path(__file__).resolve().parent
-for _folder in (_HERE, _HERE.parent / "auth", _HERE.parent / "browser"):
-    if str(_folder) not in sys.path:
-        sys.path.insert(0, str(_folder))
-pytest.register_assert_rewrite("live_helpers")
-
-from live_helpers import LiveProcess, build_app, start_live  # noqa: E402
+from support import databases
+from support.live import build_app
+from support.processes import LiveProcess, start_live
 
 
 @pytest.fixture(scope="package")
@@ -40,36 +30,26 @@ def live_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     proc.wait(timeout=10)
 
 
-def _with_database(admin_url: str, name: str) -> str:
-    base, _, query = admin_url.partition("?")
-    return base.rsplit("/", 1)[0] + "/" + name + ("?" + query if query else "")
-
-
 @pytest.fixture(scope="module")
 def module_database(request: pytest.FixtureRequest,
                     tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A database for one module: SQLite, or a new PostgreSQL database (``request.param``
-    when a module parametrises it, else SQLite)."""
+    """A migrated database for one module (a copy of the session's template): SQLite, or
+    a new PostgreSQL database (``request.param`` when a module parametrises it, else
+    SQLite)."""
     from intake.storage.db import dispose_engines
 
     kind = getattr(request, "param", "sqlite")
     if kind == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('live-db') / 'intake.db'}"
+        template: Path = request.getfixturevalue("sqlite_template")
+        yield databases.sqlite_copy(template, tmp_path_factory.mktemp("live-db") / "intake.db")
         dispose_engines()
         return
     admin_url: str = request.getfixturevalue("postgres_admin_url")
-    name = "intake_live_" + uuid.uuid4().hex[:12]
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield _with_database(admin_url, name)
+    name = databases.new_name("intake_live")
+    yield databases.create_database(admin_url, name,
+                                    template=request.getfixturevalue("postgres_template"))
     dispose_engines()
-    with admin.connect() as conn:
-        conn.execute(text(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-            {"n": name})
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
+    databases.drop_database(admin_url, name)
 
 
 @dataclass

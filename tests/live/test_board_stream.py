@@ -18,12 +18,18 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from auth_helpers import csrf_token, signed_in_client
-from live_helpers import (
+from sqlalchemy import update
+
+from intake import state
+from intake.devices import services as devices
+from intake.live.notify import publish
+from intake.storage.models import Alert, utcnow
+from support import enroll_client, wait_for
+from support.auth import csrf_token, signed_in_client
+from support.live import (
     DEVICE_COOKIE,
     SESSION_COOKIE,
     EventStream,
-    LiveProcess,
     alert_of,
     alerts_of,
     audit_rows,
@@ -35,16 +41,9 @@ from live_helpers import (
     state_with,
     triage_result,
 )
-from sqlalchemy import update
-
-from intake import state
-from intake.devices import services as devices
-from intake.live.notify import publish
-from intake.storage.models import Alert, utcnow
-from support import enroll_client, wait_for
+from support.processes import LiveProcess
 
 pytestmark = [
-    pytest.mark.integration,
     pytest.mark.parametrize("module_database", ["sqlite", "postgresql"], indirect=True,
                             scope="module"),
 ]

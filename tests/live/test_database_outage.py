@@ -8,13 +8,12 @@ import time
 from typing import Any
 
 import pytest
-from live_helpers import EventStream, alerts_of, emergency, enroll_board
 from sqlalchemy import create_engine, make_url, text
 
 from intake import state
+from support.live import EventStream, alerts_of, emergency, enroll_board
 
 pytestmark = [
-    pytest.mark.integration,
     pytest.mark.parametrize("module_database", ["postgresql"], indirect=True, scope="module"),
 ]
 

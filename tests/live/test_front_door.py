@@ -14,7 +14,6 @@ reached the app.
 from __future__ import annotations
 
 import http.client
-import re
 import select
 import socket
 import threading
@@ -25,18 +24,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from auth_helpers import PASSWORD, make_user, signed_in_client
-from browser_helpers import Server, serve_app
-from live_helpers import LiveProcess, audit_rows, session_cookies
 
 from intake import audit, state
 from intake.serve import free_port
-
-pytestmark = pytest.mark.integration
+from support import TOKEN_RE
+from support.auth import PASSWORD, make_user, signed_in_client
+from support.browser import Server, serve_app
+from support.live import audit_rows, session_cookies
+from support.processes import LiveProcess
 
 TIMEOUT = 2.0  # INTAKE_LIVE_REQUEST_TIMEOUT of the door
 CSS = Path(__file__).resolve().parents[2] / "intake" / "kiosk" / "static" / "kiosk.css"
-TOKEN_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 CLIENT = "127.0.0.2"  # a client address other than the door's own (loopback is a /8)
 
 

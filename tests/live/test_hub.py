@@ -12,16 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from auth_helpers import make_user
-from live_helpers import submit
 from sqlalchemy.orm import sessionmaker
 
 from intake import state
 from intake.config import load_settings
 from intake.live import changes
 from intake.live.hub import CHANGE_HISTORY, QUEUE_SIZE, SINCE_SLACK, Hub, Stream, sse
-from intake.storage.models import DeliveryAttempt, ReviewAction, TriageResult, utcnow
+from intake.storage.models import DeliveryAttempt, ReviewAction, TriageRecord, utcnow
 from support import case
+from support.auth import make_user
+from support.live import submit
 
 ROUTINE = case("pub-01")["answers"]
 
@@ -207,8 +207,8 @@ def test_a_late_commit_is_reported_once_and_nothing_twice(make_app: Any,
     user = make_user(app, "dr-late", "practitioner")
     now = utcnow()
 
-    def result(row_id: int, intake_id: str) -> TriageResult:
-        return TriageResult(id=row_id, intake_id=intake_id, revision=1, ruleset="test",
+    def result(row_id: int, intake_id: str) -> TriageRecord:
+        return TriageRecord(id=row_id, intake_id=intake_id, revision=1, ruleset="test",
                             urgency="routine", department="orthopedics", red_flag=False,
                             flag_codes=",", result={}, created_at=now)
 

@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from auth_helpers import signed_in_client
-from live_helpers import EventStream, LiveProcess, enroll_board, session_cookies
 
 from support import wait_for
-
-pytestmark = pytest.mark.integration
+from support.auth import signed_in_client
+from support.live import EventStream, enroll_board, session_cookies
+from support.processes import LiveProcess
 
 PER_CLIENT = 2
 MAX_STREAMS = 10  # the smallest the setting allows

@@ -9,14 +9,14 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from auth_helpers import age_sessions, audit_events, sessions_of, signed_in_client
-from live_helpers import EventStream, enroll_board, session_cookies
 
 from intake import state
 from intake.devices import services as devices
 from intake.storage.models import utcnow
+from support.auth import age_sessions, audit_events, sessions_of, signed_in_client
+from support.live import EventStream, enroll_board, session_cookies
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 REVALIDATE = 10.0  # intake.live.hub.REVALIDATE
 

@@ -12,13 +12,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from auth_helpers import csrf_token, sign_out, signed_in_client
-from live_helpers import (
+
+from intake import pipeline, state
+from intake.delivery.folder import FolderAdapter
+from intake.delivery.service import build_bundle
+from intake.live.hub import SINCE_SLACK
+from intake.live.notify import publish
+from support import REVISION_RE, TOKEN_RE, case, wait_for
+from support.auth import csrf_token, sign_out, signed_in_client
+from support.live import (
     DEVICE_COOKIE,
     SESSION_COOKIE,
     Event,
     EventStream,
-    LiveProcess,
     alert_of,
     alerts_of,
     audit_rows,
@@ -31,23 +37,14 @@ from live_helpers import (
     state_with,
     submit,
 )
-
-from intake import pipeline, state
-from intake.delivery.folder import FolderAdapter
-from intake.delivery.service import build_bundle
-from intake.live.hub import SINCE_SLACK
-from intake.live.notify import publish
-from support import case, wait_for
+from support.processes import LiveProcess
 
 pytestmark = [
-    pytest.mark.integration,
     pytest.mark.parametrize("module_database", ["sqlite", "postgresql"], indirect=True,
                             scope="module"),
 ]
 
 ROUTINE = case("pub-01")["answers"]  # self care: no alert
-REVISION_RE = re.compile(r'name="revision" value="(\d+)"')
-TOKEN_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 @dataclass

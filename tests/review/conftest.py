@@ -1,23 +1,14 @@
-"""Fixtures of the review page tests (Flask test client; real SQLite and PostgreSQL).
-
-``review_helpers`` is a plain module; ``--import-mode=importlib`` does not put this
-folder on ``sys.path``, so it is added here.
-"""
+"""Fixtures of the review page tests (Flask test client; real SQLite and PostgreSQL); the
+helpers are in ``support.review``."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-_HERE = str(Path(__file__).resolve().parent)
-if _HERE not in sys.path:
-    sys.path.insert(0, _HERE)
-
-from review_helpers import Browser, signed_in  # noqa: E402
+from support.review import Browser, signed_in
 
 
 @pytest.fixture

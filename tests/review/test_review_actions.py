@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from review_helpers import DVT, EMERGENCY, SOON, Browser, make_user, signed_in, submit
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -18,6 +17,7 @@ from intake.review import actions
 from intake.review.i18n import REVIEW
 from intake.review.views import refusal_text
 from intake.storage.models import AuditEvent, Intake, Job, ReviewAction
+from support.review import DVT, EMERGENCY, SOON, Browser, make_user, signed_in, submit
 
 
 @pytest.fixture

@@ -9,7 +9,9 @@ import html
 import re
 from typing import Any
 
-from review_helpers import (
+from intake import pipeline, state
+from intake.storage.models import Intake
+from support.review import (
     DVT,
     EMERGENCY,
     ROUTINE,
@@ -19,9 +21,6 @@ from review_helpers import (
     deliver,
     submit,
 )
-
-from intake import pipeline, state
-from intake.storage.models import Intake
 
 NOTICE_JA = "トリアージの補助であり、診断ではありません"
 NOTICE_EN = "they are not a diagnosis"

@@ -9,11 +9,11 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from review_helpers import EMERGENCY, Browser, signed_in, submit
 
 from intake import state
 from intake.review.views import ACTIONS
 from intake.storage.models import ReviewAction
+from support.review import EMERGENCY, Browser, signed_in, submit
 
 
 def review_routes(app: Any, intake_id: str) -> list[tuple[str, str]]:
@@ -89,7 +89,7 @@ def test_practitioner_and_admin_may_act(review_app: Any, role: str) -> None:
 
 
 def test_sign_in_returns_to_the_case(review_app: Any) -> None:
-    from review_helpers import PASSWORD, make_user
+    from support.review import PASSWORD, make_user
 
     made = submit(review_app, EMERGENCY)
     make_user(review_app, "dr.back", "practitioner")

@@ -9,7 +9,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from review_helpers import (
+from sqlalchemy import event, select
+
+from intake import pipeline, state
+from intake.clinical import parse_simple_answers
+from intake.storage.models import Intake
+from support.review import (
     DVT,
     EMERGENCY,
     ROUTINE,
@@ -24,11 +29,6 @@ from review_helpers import (
     signed_in,
     submit,
 )
-from sqlalchemy import event, select
-
-from intake import pipeline, state
-from intake.clinical import parse_simple_answers
-from intake.storage.models import Intake
 
 ROW_RE = re.compile(r'<tr class="u-([a-z_]+)" data-intake-id="([^"]+)"')
 SELF_CARE = {**SCREENED, "age_years": 30, "pain_side": "R", "onset": "GRADUAL",

@@ -1,7 +1,5 @@
 """Helpers of the CDS Hooks tests: hook requests built from the shared clinical cases,
 a CDS client's signing key and JWTs.
-
-A plain module (conftest.py puts this folder on ``sys.path``).
 """
 
 from __future__ import annotations

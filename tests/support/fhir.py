@@ -8,8 +8,6 @@ validator over the R4 definitions, and the plugin's own profiles from
 fault injection and SMART authentication (see tests/fhir_server/README.md).
 It is installed from its lockfile (``npm ci``, only when ``node_modules`` does
 not match the lockfile) and started on a free port.
-
-A plain module rather than conftest.py so the bench can import it too.
 """
 
 from __future__ import annotations
@@ -33,12 +31,10 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from intake.clinical import build_questionnaire_response, evaluate, parse_simple_answers
 from intake.fhir.bundle import BundleInput, PatientDemographics
-from support import node_executable, npm_ci
+from support import REPO, load_cases, node_executable, npm_ci
 
-REPO = Path(__file__).resolve().parents[2]
 SERVER_DIR = REPO / "tests" / "fhir_server"
 PROFILES_DIR = REPO / "fhir_profiles"
-CASES_DIR = REPO.parent / "shared" / "clinical" / "cases"
 JST = timezone(timedelta(hours=9))
 MRN_SYSTEM = "urn:oid:1.2.392.100495.20.3.51.11310000001"
 
@@ -178,12 +174,11 @@ def start_server(
 # --- intakes -------------------------------------------------------------------------
 
 
-def load_cases() -> list[dict[str, Any]]:
+def cases_with_results() -> list[dict[str, Any]]:
     """The shared clinical cases, each with its QuestionnaireResponse and triage
     result added (built by the clinical module, as the pipeline does)."""
     out = []
-    for path in sorted(CASES_DIR.glob("*.json")):
-        case = json.loads(path.read_text())
+    for case in load_cases():
         parsed = parse_simple_answers(case["answers"])
         out.append(
             {

@@ -1,10 +1,10 @@
 """The live process (``intake live``) as a real subprocess, and a small server-sent
 events client that reads its streams the way a browser's EventSource does.
 
-Plain module (``conftest.py`` puts this folder on ``sys.path``). The tests make the web
-app with :func:`build_app` on the same data folder and database as the live process, so
-both seal the audit trail with one key and see the same rows; cookies come from a Flask
-test client that enrolled a board or signed in against that app.
+The tests make the web app with :func:`build_app` on the same data folder and database
+as the live process, so both seal the audit trail with one key and see the same rows;
+cookies come from a Flask test client that enrolled a board or signed in against that
+app.
 """
 
 from __future__ import annotations
@@ -13,10 +13,7 @@ import http.client
 import json
 import os
 import queue
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -33,9 +30,8 @@ from intake import pipeline, state
 from intake.clinical import parse_simple_answers
 from intake.devices import services as devices
 from intake.live.notify import publish
-from intake.serve import free_port
-from intake.storage.models import Alert, AuditEvent, Intake, TriageResult, utcnow
-from support import REPO, add_device, case, enroll_client, wait_for
+from intake.storage.models import Alert, AuditEvent, Intake, TriageRecord, utcnow
+from support import add_device, case, databases, enroll_client
 
 DEVICE_COOKIE = "intake_device"
 SESSION_COOKIE = "intake_session"
@@ -47,109 +43,13 @@ def build_app(data_dir: Path, database_url: str, redis_url: str | None = None,
               **extra: Any) -> Any:
     """The Flask app as ``make_app`` builds it, for fixtures wider than one test."""
     from intake import create_app
-    from intake.storage.migrate import upgrade
 
-    upgrade(database_url)
+    databases.ensure_migrated(database_url)
     config: dict[str, Any] = {"data_dir": str(data_dir), "database_url": database_url,
                               "redis_url": redis_url, "broker_timeout": "1", **extra}
     app = create_app(config)
     app.testing = True
     return app
-
-
-# --- the live process ---------------------------------------------------------------
-
-
-@dataclass
-class LiveProcess:
-    """One ``python -m intake.cli live`` process (its own session: the whole group is
-    signalled at the end)."""
-
-    base: str
-    proc: subprocess.Popen[bytes]
-    log_path: Path
-    ready_wall: float = 0.0  # time.time() once /live/healthz answered 200
-
-    @property
-    def host(self) -> str:
-        return urlsplit(self.base).hostname or "127.0.0.1"
-
-    @property
-    def port(self) -> int:
-        return urlsplit(self.base).port or 80
-
-    def get(self, path: str, headers: Mapping[str, str] | None = None,
-            timeout: float = 10) -> tuple[int, dict[str, str], bytes]:
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
-        try:
-            conn.request("GET", path, headers=dict(headers or {}))
-            resp = conn.getresponse()
-            return resp.status, dict(resp.getheaders()), resp.read()
-        finally:
-            conn.close()
-
-    def health(self) -> dict[str, Any]:
-        status, _, body = self.get("/live/healthz")
-        assert status == 200, (status, body)
-        data: dict[str, Any] = json.loads(body)
-        return data
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_ready(self) -> None:
-        def ready() -> bool:
-            if self.proc.poll() is not None:
-                raise AssertionError("the live process exited:\n" + self.log())
-            try:
-                return self.get("/live/healthz", timeout=2)[0] == 200
-            except OSError:
-                return False
-
-        try:
-            wait_for(ready, timeout=30, interval=0.05, message="the live process to serve")
-        except BaseException:
-            self.stop()
-            raise
-        self.ready_wall = time.time()
-
-    def stop(self) -> None:
-        if self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-
-
-def start_live(log_dir: Path, *, data_dir: Path, database_url: str,
-               redis_url: str | None = None, upstream: str | None = None,
-               wait: bool = True, **settings: str) -> LiveProcess:
-    """Start the live process on a free port with these settings (``INTAKE_`` + upper
-    case); returns once ``/live/healthz`` answers 200 (unless ``wait`` is False: then
-    call :meth:`LiveProcess.wait_ready`)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INTAKE_")}
-    env.update({"INTAKE_DATA_DIR": str(data_dir), "INTAKE_DATABASE_URL": database_url,
-                "INTAKE_LIVE_HEARTBEAT_SECONDS": "1", "INTAKE_LOG_LEVEL": "info",
-                "PYTHONUNBUFFERED": "1"})
-    if redis_url:
-        env["INTAKE_REDIS_URL"] = redis_url
-    env.update({"INTAKE_" + k.upper(): v for k, v in settings.items()})
-    port = free_port()
-    argv = [sys.executable, "-m", "intake.cli", "live", "--port", str(port)]
-    if upstream:
-        argv += ["--upstream", upstream]
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / f"live-{port}.log"
-    with log_path.open("ab") as log:  # the child keeps its own descriptor
-        proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                cwd=REPO, start_new_session=True)
-    live = LiveProcess(f"http://127.0.0.1:{port}", proc, log_path)
-    if wait:
-        live.wait_ready()
-    return live
 
 
 # --- a server-sent events client ----------------------------------------------------
@@ -464,8 +364,8 @@ def intake_row(app: Any, intake_id: str) -> Intake:
 def triage_result(app: Any, intake_id: str) -> dict[str, Any]:
     with state(app).sessions() as s:
         result: dict[str, Any] = s.execute(
-            select(TriageResult.result).where(TriageResult.intake_id == intake_id)
-            .order_by(TriageResult.revision.desc())).scalars().first()
+            select(TriageRecord.result).where(TriageRecord.intake_id == intake_id)
+            .order_by(TriageRecord.revision.desc())).scalars().first()
         return result
 
 

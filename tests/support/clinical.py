@@ -1,22 +1,15 @@
-"""Shared helpers for the clinical core tests (no app, no services: pure functions).
-
-A plain module with a unique name rather than conftest.py, so test modules can import
-it unambiguously beside the rest of the project's tests.
-"""
+"""Helpers of the clinical core tests (no app, no services: pure functions): answer sets
+to start from, the rules engine on them, and hypothesis strategies built from the
+Questionnaire. The worked cases are ``support.load_cases``."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 from hypothesis import strategies as st
 
 from intake.clinical import TriageResult, evaluate, parse_simple_answers
 from intake.clinical.questionnaire import ItemSpec, default_form_index
-
-# The worked cases live beside the repository: /work/main/../shared/clinical/cases.
-CASES_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "clinical" / "cases"
 
 # A complete answer set (every S item answered) that fires no rule at all: a 40-year-old
 # with a sudden, non-injury pain of 4/10 for a week and no other findings. Tests change
@@ -96,10 +89,6 @@ def evidence(result: TriageResult, code: str) -> dict[str, Any]:
         if flag.code == code:
             return {e.link_id: e.answer for e in flag.evidence}
     raise AssertionError(f"{code} did not fire: {codes(result)}")
-
-
-def load_cases() -> list[dict[str, Any]]:
-    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(CASES_DIR.glob("*.json"))]
 
 
 # --- hypothesis strategies built from the Questionnaire itself ---------------------------

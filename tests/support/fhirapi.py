@@ -1,8 +1,4 @@
-"""Helpers of the inbound FHIR API tests: responses built from the shared clinical cases.
-
-A plain module (``--import-mode=importlib`` does not put this folder on ``sys.path``;
-conftest.py adds it), so test modules can import the helpers directly.
-"""
+"""Helpers of the inbound FHIR API tests: responses built from the shared clinical cases."""
 
 from __future__ import annotations
 

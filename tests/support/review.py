@@ -6,7 +6,6 @@ no worker needed.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,10 +20,9 @@ from intake.delivery.base import AttemptResult, Outcome
 from intake.delivery.folder import FolderAdapter
 from intake.delivery.service import build_bundle
 from intake.storage.models import AuditEvent, utcnow
+from support import REVISION_RE, TOKEN_RE
 
 PASSWORD = "a long test password 1"
-TOKEN_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
-REVISION_RE = re.compile(r'name="revision" value="(\d+)"')
 
 # Answers of the worked cases (SPEC section 4), small enough to read here.
 EMERGENCY = {"age_years": 60, "pain_side": "L", "chest_symptoms": True}  # PE_SUSPECT

@@ -9,22 +9,16 @@ request URLs a page made, to prove no answer ever travels in one.
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from intake.kiosk.form import Question, tablet_form
-from support import npm_ci
+from support import REPO, npm_ci
+from support.processes import LiveProcess
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
-# Staff users and their password come from the sign-in tests' helpers.
-if str(HERE.parent / "auth") not in sys.path:
-    sys.path.insert(0, str(HERE.parent / "auth"))
+HERE = REPO / "tests" / "browser"  # its Node packages (axe-core)
 SHOTS = REPO / "test-artifacts" / "screenshots"
 AXE = HERE / "node_modules" / "axe-core" / "axe.min.js"
 PIN = "246810"
@@ -226,64 +220,6 @@ class Server:
     live: Any = None  # the live process in front of it, if any
 
 
-class LiveProcess:
-    """``intake live`` as a real process, optionally the front door of ``upstream``: the
-    browser tests' pages get their streams (and, through it, everything else) from it.
-    It can be killed and started again on the same port."""
-
-    def __init__(self, settings: dict[str, str], tmp: Path, upstream: str | None = None,
-                 port: int | None = None) -> None:
-        import os
-
-        from intake.serve import free_port
-
-        self.port = port or free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("INTAKE_")}
-        self.env.update({"INTAKE_" + k.upper(): str(v) for k, v in settings.items()
-                         if v is not None})
-        self.env["PYTHONUNBUFFERED"] = "1"
-        self.upstream = upstream
-        self.log = tmp / f"live-{self.port}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 30) -> None:
-        import urllib.request
-
-        argv = [sys.executable, "-m", "intake.cli", "live", "--port", str(self.port)]
-        if self.upstream:
-            argv += ["--upstream", self.upstream]
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(argv, env=self.env, stdout=out,
-                                         stderr=subprocess.STDOUT, cwd=REPO,
-                                         start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{self.base}/live/healthz", timeout=1) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                pass
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.1)
-        raise RuntimeError("intake live did not start:\n" + self.log.read_text(errors="replace"))
-
-    def kill(self, sig: int = 9) -> None:
-        import os
-
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, sig)
-            self.proc.wait(timeout=20)
-
-    def stop(self) -> None:
-        import signal
-
-        if self.proc is not None and self.proc.poll() is None:
-            self.kill(signal.SIGTERM)
-
-
 def serve_app(app: Any) -> Server:
     """Serve a WSGI app over HTTP on a free port, in a thread."""
     from werkzeug.serving import make_server
@@ -306,8 +242,7 @@ def serve_behind_live(settings: dict[str, Any], tmp: Path, **live_settings: str)
     from intake import create_app
 
     web = serve_app(create_app({**settings, "proxy_hops": "1"}))
-    live = LiveProcess({**{k: v for k, v in settings.items() if v is not None},
-                        **live_settings}, tmp, upstream=web.base)
+    live = LiveProcess({**settings, **live_settings}, tmp, upstream=web.base)
     try:
         live.start()
     except BaseException:
@@ -320,53 +255,3 @@ def serve_behind_live(settings: dict[str, Any], tmp: Path, **live_settings: str)
 
     APPS[live.base] = web.app
     return Server(web.app, live.base, stop, live)
-
-
-def wait_worker_ready(log: Path, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if log.exists() and " ready." in log.read_text(errors="replace"):
-            return
-        if proc.poll() is not None:
-            break
-        time.sleep(0.1)
-    raise RuntimeError("the Celery worker did not start:\n" + log.read_text(errors="replace"))
-
-
-def start_worker(tmp: Path, settings: dict[str, str], hostname: str
-                 ) -> tuple[subprocess.Popen[bytes], Path]:
-    """A real Celery worker with beat on these settings (the sweepers fast); returns the
-    process and its log once it is ready."""
-    import os
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INTAKE_")}
-    env.update({"INTAKE_" + k.upper(): v for k, v in settings.items()})
-    env.update({"INTAKE_SWEEP_INTERVAL": "0.5", "INTAKE_STUCK_AFTER": "2",
-                "INTAKE_LOG_LEVEL": "info", "PYTHONUNBUFFERED": "1"})
-    log = tmp / "worker.log"
-    with log.open("ab") as out:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "workers", "worker", "--loglevel", "INFO",
-             "--concurrency", "1", "-Q", "intake", "--without-gossip", "--without-mingle",
-             "--without-heartbeat", "--hostname", f"{hostname}@%h", "--beat", "--schedule",
-             str(tmp / "beat")],
-            env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
-    try:
-        wait_worker_ready(log, worker)
-    except BaseException:
-        stop_worker(worker)
-        raise
-    return worker, log
-
-
-def stop_worker(worker: subprocess.Popen[bytes]) -> None:
-    import os
-    import signal
-
-    if worker.poll() is None:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait(timeout=10)

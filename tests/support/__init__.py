@@ -1,8 +1,24 @@
-"""Helpers for tests (importable as `support`; pytest puts tests/ on the path)."""
+"""Helpers shared by the tests: one package, importable as ``support`` (pytest puts
+``tests/`` on the path; ``bench/`` does the same).
+
+This module holds what every folder needs: the repository's paths, the worked clinical
+cases (missing cases fail the tests, never skip them), waiting, row snapshots, the form
+tokens of a page, enrolled devices, and Node.js for the FHIR test server and axe-core.
+Its submodules hold the rest, each written once:
+
+- ``support.databases``: migrated template databases (SQLite and PostgreSQL) and copies;
+- ``support.processes``: Redis, Celery worker and ``intake live`` processes;
+- ``support.adapters``: record systems that answer from a script, and one delivery step;
+- ``support.auth``, ``support.audit``, ``support.review``, ``support.kiosk``,
+  ``support.cds``, ``support.fhirapi``, ``support.clinical``, ``support.fhir``,
+  ``support.live``, ``support.browser``: the tools of one test folder each (also used
+  by the other folders and by ``bench/``).
+"""
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -11,20 +27,44 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from intake.storage.models import AuditEvent, DeliveryAttempt, Intake, Job, TriageResult
+from intake.storage.models import AuditEvent, DeliveryAttempt, Intake, Job, TriageRecord
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared"
+# The worked cases live beside the repository: /work/main/../shared/clinical/cases.
 CASES_DIR = SHARED / "clinical" / "cases"
 
+# The CSRF token of any page with a form, and the revision a case view's forms carry.
+TOKEN_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+REVISION_RE = re.compile(r'name="revision" value="(\d+)"')
 
-def load_cases() -> list[dict[str, Any]]:
-    """The worked clinical cases shared with the clinicians."""
-    return [json.loads(p.read_text()) for p in sorted(CASES_DIR.glob("*.json"))]
+
+class CasesMissing(AssertionError):
+    """The worked clinical cases are not there: every test that needs them fails."""
+
+
+def case_files(folder: Path = CASES_DIR) -> list[Path]:
+    """The worked cases' files, in order; fails (never skips) when there are none."""
+    files = sorted(folder.glob("*.json"))
+    if not files:
+        raise CasesMissing(
+            f"the worked clinical cases are missing: no *.json in {folder} (the shared "
+            "folder beside the repository, ../shared/clinical/cases); the tests that "
+            "check them fail rather than skip")
+    return files
+
+
+def load_cases(folder: Path = CASES_DIR) -> list[dict[str, Any]]:
+    """The worked clinical cases shared with the clinicians (fails when missing)."""
+    return [json.loads(p.read_text(encoding="utf-8")) for p in case_files(folder)]
 
 
 def case(case_id: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((CASES_DIR / f"{case_id}.json").read_text())
+    path = CASES_DIR / f"{case_id}.json"
+    if not path.is_file():
+        case_files()  # names the missing folder when there is none
+        raise CasesMissing(f"no worked case {case_id!r} in {CASES_DIR}")
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return data
 
 
@@ -50,7 +90,7 @@ def snapshot(sessions: sessionmaker[Session]) -> dict[str, list[tuple[Any, ...]]
             "jobs": [(j.kind, j.revision, j.state, j.attempts, j.finished_at)
                      for j in s.execute(select(Job).order_by(Job.id)).scalars()],
             "results": [(r.revision, r.urgency, r.result)
-                        for r in s.execute(select(TriageResult)).scalars()],
+                        for r in s.execute(select(TriageRecord)).scalars()],
             "attempts": [(a.attempt_no, a.outcome)
                          for a in s.execute(select(DeliveryAttempt)).scalars()],
             "audit": [(a.action, a.entity_id) for a in s.execute(select(AuditEvent)).scalars()],
@@ -147,11 +187,9 @@ def enroll_device(app: Any, kind: str, name: str | None = None) -> str:
 def enroll_client(app: Any, client: Any, kind: str, name: str | None = None) -> Any:
     """The device's browser (a Flask test client) types the code an admin got on the
     enrollment page, as staff do; the app sets its cookie. Returns the client."""
-    import re as _re
-
     code = add_device(app, kind, name)
     page = client.get("/devices/enroll").get_data(as_text=True)
-    token = _re.search(r'name="csrf_token" value="([^"]+)"', page)
+    token = TOKEN_RE.search(page)
     assert token is not None
     resp = client.post("/devices/enroll", data={"csrf_token": token.group(1), "code": code})
     assert resp.status_code == 303, resp.get_data(as_text=True)

@@ -1,17 +1,15 @@
 """Staff users and sign-in for tests: make a user of a role, sign in through the real
 form (GET it, read the CSRF token, POST), and look at sessions and audit events.
 
-Plain module (``conftest.py`` puts this folder on ``sys.path``). Other test folders can
-use it the same way::
+Every test folder uses it the same way::
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "auth"))
-    from auth_helpers import signed_in_client
+    from support.auth import signed_in_client
 
     client = signed_in_client(app, "practitioner")
 
-argon2id costs about 0.2 s per hash on the test machine, so :func:`make_user` stores a
-hash computed once per password for the whole test session; only signing in (one
-verification) costs a hash per client.
+The tests hash with the cheap ``test`` profile (tests/conftest.py); :func:`make_user`
+still stores a hash computed once per password and profile for the whole session, since
+a test that asks for the production profile pays about 0.2 s per argon2id hash.
 """
 
 from __future__ import annotations
@@ -25,17 +23,21 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from intake import state
-from intake.auth.passwords import hash_password
+from intake.auth.passwords import current_profile, hash_password
 from intake.auth.users import SESSION_COOKIE
 from intake.storage.models import AuditEvent, Base, Role, User, UserSession, utcnow
+from support import TOKEN_RE
 
 PASSWORD = "Knee-back-pain-2026"  # passes the password rules for every name used here
-TOKEN_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def password_hash(password: str = PASSWORD) -> str:
+    """One argon2id hash per password and hash profile per test session."""
+    return _hash(password, current_profile())
 
 
 @cache
-def password_hash(password: str = PASSWORD) -> str:
-    """One argon2id hash per password per test session."""
+def _hash(password: str, profile: str) -> str:
     return hash_password(password)
 
 

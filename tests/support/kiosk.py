@@ -1,13 +1,11 @@
 """A tablet driven through Flask's test client: start, answer screens, send.
 
-Plain module (see conftest.py) so the bench can use it too. It posts exactly what the
-browser's forms post: one screen per POST, answers as form fields, the CSRF token taken
-from the last page.
+The bench uses it too. It posts exactly what the browser's forms post: one screen per
+POST, answers as form fields, the CSRF token taken from the last page.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,11 +14,10 @@ from werkzeug.datastructures import MultiDict
 
 from intake import state
 from intake.kiosk.form import tablet_form
-from intake.storage.models import Intake, KioskDraft, TriageResult
-from support import enroll_client
+from intake.storage.models import Intake, KioskDraft, TriageRecord
+from support import TOKEN_RE, enroll_client
 
 PIN = "246810"
-TOKEN_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 def form_fields(question_id: str, value: Any) -> list[tuple[str, str]]:
@@ -125,7 +122,7 @@ def drafts(app: Any) -> list[KioskDraft]:
         return list(s.execute(select(KioskDraft)).scalars())
 
 
-def result_of(app: Any, intake_id: str) -> TriageResult | None:
+def result_of(app: Any, intake_id: str) -> TriageRecord | None:
     with state(app).sessions() as s:
-        return s.execute(select(TriageResult).where(TriageResult.intake_id == intake_id)
+        return s.execute(select(TriageRecord).where(TriageRecord.intake_id == intake_id)
                          ).scalar_one_or_none()

@@ -1,14 +1,11 @@
 """The audit tests' tools: record events under the app's key, tamper with rows the way
 someone with database access would (plain SQL, no app code), run `intake audit verify`
 as a separate process, and sign staff in through the real form.
-
-Plain module (the folder's ``conftest.py`` puts it on ``sys.path``).
 """
 
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from datetime import timedelta
@@ -19,10 +16,9 @@ from sqlalchemy import delete, select, update
 from intake import audit, state
 from intake.auth.users import create_user
 from intake.storage.models import AuditAnchor, AuditEvent, utcnow
-from support import REPO
+from support import REPO, TOKEN_RE
 
 PASSWORD = "Posterior-knee-2026"
-TOKEN_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 # A walk-in patient's name: it must never appear in the trail, its exports or its screen.
 WALK_IN = {"family_name": "鈴木", "given_name": "秘子", "family_name_kana": "スズキ",
            "given_name_kana": "ヒコ", "birth_date": "1948-03-09", "sex": "female"}
