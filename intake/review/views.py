@@ -28,6 +28,7 @@ from intake.clinical import Text, parse_questionnaire_response
 from intake.desk.services import department_labels, department_text, format_time, urgency_text
 from intake.kiosk.form import pick
 from intake.review import actions, bp, worklist
+from intake.review.case_answers import answer_groups, answer_text, question_text
 from intake.review.i18n import CATALOG, REVIEW
 from intake.review.schemas import (
     AcknowledgeForm,
@@ -37,6 +38,7 @@ from intake.review.schemas import (
     WorklistFilterSchema,
 )
 from intake.storage.models import utcnow
+from intake.storage.queries import Delivery, DeliveryState
 from intake.web import Principal, csrf_token, current_user, staff_lang
 
 log = logging.getLogger(__name__)
@@ -101,14 +103,14 @@ class Ui:
     def source(self, code: str) -> str:
         return self.coded("source", code)
 
-    def delivery(self, d: worklist.Delivery) -> str:
-        if d.state == "sending":
+    def delivery(self, d: Delivery) -> str:
+        if d.state == DeliveryState.PENDING:
             # The job counts the attempt in flight too: a retry shows from the second.
             return self.t("delivery_retrying", n=d.attempts) if d.attempts > 1 else \
                 self.t("delivery_sending")
-        if d.state == "delivered":
+        if d.state == DeliveryState.DELIVERED:
             return self.t("delivery_delivered", time=self.time(d.at))
-        if d.state == "failed":
+        if d.state == DeliveryState.FAILED:
             return self.t("delivery_failed", time=self.time(d.at))
         return self.t("delivery_waiting")
 
@@ -227,12 +229,12 @@ def rows() -> Any:
 @dataclass(frozen=True)
 class FlagView:
     code: str
-    label: Mapping[str, str]
+    label: Text
     red: bool
     urgency: str
     department: str
     also: list[str]
-    note: Mapping[str, str] | None
+    note: Text | None
     evidence: list[tuple[Text, Text]]  # question, answer (both languages)
     acknowledged: tuple[str, datetime] | None  # by whom, when
 
@@ -248,15 +250,13 @@ def _flag_views(case: worklist.Case) -> list[FlagView]:
             acks[a.flag_code] = (record.user_name, a.at)
     unanswered = Text(*CATALOG["unanswered"])
     out = []
-    for f in current.result.get("flags", []):
-        evidence = [(worklist.question_text(e["linkId"]),
-                     worklist.answer_text(e["linkId"], e["answer"])
-                     if e.get("answer") is not None else unanswered)
-                    for e in f.get("evidence", [])]
-        out.append(FlagView(f["code"], f.get("label") or {}, bool(f.get("red_flag")),
-                            f.get("urgency", ""), f.get("department", ""),
-                            list(f.get("also_departments", [])), f.get("note"), evidence,
-                            acks.get(f["code"])))
+    for f in current.triage.flags:
+        evidence = [(question_text(e.link_id),
+                     answer_text(e.link_id, e.answer)
+                     if e.answer is not None else unanswered)
+                    for e in f.evidence]
+        out.append(FlagView(f.code, f.label, f.red_flag, f.urgency, f.department,
+                            list(f.also_departments), f.note, evidence, acks.get(f.code)))
     return out
 
 
@@ -278,7 +278,7 @@ def _history_text(ui: Ui, record: worklist.ActionRecord) -> str:
                  department=ui.department(a.department), reason=a.reason or "")
     if a.kind == "exam_findings":
         items = "、".join if ui.lang == "ja" else ", ".join
-        parts = [f"{ui.pick(worklist.question_text(k))}: "
+        parts = [f"{ui.pick(question_text(k))}: "
                  f"{t('exam_yes') if v else t('exam_no')}"
                  for k, v in (a.findings or {}).items()]
         return t("kind_exam_findings", items=items(parts))
@@ -316,13 +316,13 @@ def _case_page(intake_id: str, lang: str, *, status: int = 200, error: str | Non
                                        case.intake.patient_demographics),
         "demographics": case.intake.patient_demographics or {},
         "flags": _flag_views(case),
-        "answer_groups": worklist.answer_groups(answers) if answers is not None else None,
-        "wells": current.result.get("wells") if current is not None else None,
-        "missing_wells": [worklist.question_text(k) for k in worklist.wells_exam_items()
+        "answer_groups": answer_groups(answers) if answers is not None else None,
+        "wells": current.triage.wells if current is not None else None,
+        "missing_wells": [question_text(k) for k in worklist.wells_exam_items()
                           if k not in given],
-        "missing_ottawa": [worklist.question_text(k) for k in worklist.ottawa_exam_items()
+        "missing_ottawa": [question_text(k) for k in worklist.ottawa_exam_items()
                            if k not in given],
-        "exam": [(k, worklist.question_text(k), given.get(k)) for k in exam_items],
+        "exam": [(k, question_text(k), given.get(k)) for k in exam_items],
         "departments": [(c, label.text) for c, label in department_labels().items()],
         "effective_department": (case.intake.department_override or current.department)
         if current is not None else None,
