@@ -299,10 +299,12 @@ def server_settings(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _sessions() -> Any:
+    from intake.audit import signing_key
     from intake.config import load_settings
     from intake.storage.db import session_factory
 
-    return session_factory(load_settings().database_url)
+    settings = load_settings()
+    return session_factory(settings.database_url, audit_key=signing_key(settings))
 
 
 def enroll_device(kind: str, name: str) -> str:

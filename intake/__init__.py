@@ -36,6 +36,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the web app: defaults, then INTAKE_* environment, then ``config``."""
     from flask import Flask
 
+    from intake.audit import signing_key
     from intake.auth.passwords import use_profile
     from intake.queue import make_celery
     from intake.resources import templates_dir
@@ -62,7 +63,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["intake"] = AppState(
         settings=settings,
         api_token=ensure_api_token(settings),
-        sessions=session_factory(settings.database_url),
+        # Audit events recorded in these sessions are sealed with the app's key.
+        sessions=session_factory(settings.database_url, audit_key=signing_key(settings)),
         celery=make_celery(settings) if settings.redis_url else None,
     )
 

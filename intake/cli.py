@@ -107,6 +107,7 @@ def _read_password(confirm: bool) -> str:
 def _user_command(action: Any) -> str:
     """Run ``action(session)`` in one transaction; a refused command changes nothing and
     exits 1 with the reason. Returns the user's stored (normalised) name."""
+    from intake.audit import signing_key
     from intake.auth.passwords import PasswordRejected, use_profile
     from intake.auth.users import UserError
     from intake.storage.db import session_factory
@@ -115,8 +116,9 @@ def _user_command(action: Any) -> str:
     settings = _settings()
     use_profile(settings.password_hash_profile)
     upgrade(settings.database_url)
+    sessions = session_factory(settings.database_url, audit_key=signing_key(settings))
     try:
-        with session_factory(settings.database_url).begin() as session:
+        with sessions.begin() as session:
             name: str = action(session).name
     except (UserError, PasswordRejected) as exc:
         raise click.ClickException(str(exc)) from None
@@ -208,14 +210,16 @@ KINDS = ("board", "tablet")  # intake.storage.models.DeviceKind, kept light
 def _device_command(action: Any) -> Any:
     """Run ``action(session)`` in one transaction; a refused command changes nothing and
     exits 1 with the reason."""
+    from intake.audit import signing_key
     from intake.devices.services import DeviceError
     from intake.storage.db import session_factory
     from intake.storage.migrate import upgrade
 
     settings = _settings()
     upgrade(settings.database_url)
+    sessions = session_factory(settings.database_url, audit_key=signing_key(settings))
     try:
-        with session_factory(settings.database_url).begin() as session:
+        with sessions.begin() as session:
             return action(session)
     except DeviceError as exc:
         raise click.ClickException(str(exc)) from None
@@ -295,8 +299,7 @@ def audit_verify() -> None:
 
     Exit 0 when intact (with the count, and the newest event's id and hash to keep
     elsewhere); exit 1 on any problem, the first line naming the first broken event."""
-    from intake.audit import derive_key, verify
-    from intake.config import ensure_secret_key
+    from intake.audit import signing_key, verify
     from intake.storage.db import session_factory
     from intake.storage.migrate import current_revision, head_revision
 
@@ -306,9 +309,8 @@ def audit_verify() -> None:
     if revision != head:
         raise click.ClickException(f"the database schema is at revision {revision}, not "
                                    f"{head}: run `intake db upgrade` first")
-    key = derive_key(ensure_secret_key(settings))
     with session_factory(settings.database_url)() as session:
-        report = verify(session, key=key)
+        report = verify(session, key=signing_key(settings))
     if report.first is not None:
         click.echo(report.first.message)
     click.echo(report.summary())

@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from intake.audit import signing_key
 from intake.auth import users
 from intake.config import Settings
 from intake.devices import services as devices
@@ -169,8 +170,10 @@ def make_app(settings: Settings, *, upstream: str | None = None) -> web.Applicat
     app.router.add_get("/live/healthz", healthz)
 
     async def hub_context(app: web.Application) -> Any:
+        # The hub's writes record audit events, sealed with these settings' key.
         hub = Hub(settings, reads=read_session_factory(settings.database_url),
-                  writes=session_factory(settings.database_url))
+                  writes=session_factory(settings.database_url,
+                                         audit_key=signing_key(settings)))
         app[HUB] = hub
         await hub.start()
         yield

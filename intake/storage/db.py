@@ -79,8 +79,16 @@ def dispose_engines() -> None:
         _engines.clear()
 
 
-def session_factory(url: str) -> sessionmaker[Session]:
-    return sessionmaker(bind=get_engine(url), expire_on_commit=False)
+# The key under which a session's ``info`` holds the audit trail's sealing key.
+AUDIT_KEY = "intake.audit_key"
+
+
+def session_factory(url: str, *, audit_key: bytes | None = None) -> sessionmaker[Session]:
+    """Sessions on ``url``. ``audit_key`` (``intake.audit.signing_key(settings)``) seals
+    the audit events recorded in them and checks the trail; without it the web app's
+    key is used, which outside the web app (a worker, a command) is an error."""
+    info = {} if audit_key is None else {AUDIT_KEY: audit_key}
+    return sessionmaker(bind=get_engine(url), expire_on_commit=False, info=info)
 
 
 def read_session_factory(url: str) -> sessionmaker[Session]:

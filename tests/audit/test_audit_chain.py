@@ -14,7 +14,7 @@ from sqlalchemy import delete, insert, update
 
 from intake import audit, state
 from intake.audit import BreakKind
-from intake.storage.models import AuditAnchor, AuditEvent
+from intake.storage.models import AuditAnchor, AuditEvent, utcnow
 from support.audit import (
     anchor,
     cli,
@@ -184,10 +184,10 @@ def test_events_from_before_sealing_are_covered_by_the_first_sealed_one(
     """A database upgraded to revision 0007 holds unsealed events; the first event
     recorded after the upgrade seals them in through the chain."""
     prev = audit.GENESIS
-    at = audit.utcnow() - timedelta(days=1)
+    at = utcnow() - timedelta(days=1)
     with state(trail_app).sessions.begin() as s:
         for i in range(3):
-            digest = audit._digest(prev, at, "system", "intake.received", "intake", str(i),
+            digest = audit.digest(prev, at, "system", "intake.received", "intake", str(i),
                                    {}, "host:1")
             s.execute(insert(AuditEvent).values(
                 at=at, actor="system", action="intake.received", entity_type="intake",

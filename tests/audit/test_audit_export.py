@@ -86,7 +86,7 @@ def test_the_chain_can_be_rechecked_from_the_csv(trail_app: Any) -> None:
     for raw in body:
         row = {k: _unquote(v) for k, v in zip(header, raw, strict=True)}
         assert row["prev_hash"] == prev
-        digest = audit._digest(prev, datetime.fromisoformat(row["time_utc"]), row["actor"],
+        digest = audit.digest(prev, datetime.fromisoformat(row["time_utc"]), row["actor"],
                                row["action"], row["entity_type"], row["entity_id"],
                                json.loads(row["detail"]), row["source"])
         assert digest == row["hash"]
@@ -94,7 +94,7 @@ def test_the_chain_can_be_rechecked_from_the_csv(trail_app: Any) -> None:
     # An edited event no longer hashes to what the export says.
     edit_event(trail_app, 2, actor="mallory")
     row = dict(zip(header, _csv(trail_app)[2], strict=True))
-    assert audit._digest(row["prev_hash"], datetime.fromisoformat(row["time_utc"]),
+    assert audit.digest(row["prev_hash"], datetime.fromisoformat(row["time_utc"]),
                          row["actor"], row["action"], row["entity_type"], row["entity_id"],
                          json.loads(row["detail"]), row["source"]) != row["hash"]
 
@@ -201,7 +201,7 @@ def test_the_chain_can_be_rechecked_from_the_fhir_export(trail_app: Any) -> None
                                if x["url"] == EXT_AUDIT_CHAIN)["extension"]}
         assert chain["sequence"] == int(r["id"]) and chain["previousHash"] == prev
         entity = r["entity"][0]
-        digest = audit._digest(
+        digest = audit.digest(
             prev, datetime.fromisoformat(r["recorded"]), r["agent"][0]["who"]["display"],
             _codings(r, CS_AUDIT_ACTION)[0], entity["type"]["code"],
             entity["what"]["identifier"]["value"],
@@ -215,7 +215,7 @@ def test_the_chain_can_be_rechecked_from_the_fhir_export(trail_app: Any) -> None
 def test_fhir_export_has_a_size_limit(trail_app: Any, monkeypatch: pytest.MonkeyPatch
                                       ) -> None:
     record_events(trail_app, 3)
-    monkeypatch.setattr(audit, "FHIR_EXPORT_MAX", 2)
+    monkeypatch.setattr("intake.audit.export.FHIR_EXPORT_MAX", 2)
     with pytest.raises(audit.ExportTooLarge) as exc:
         _fhir(trail_app)
     assert exc.value.count == 3

@@ -19,10 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from intake.auth import users
 from intake.auth.passwords import verify_password
 from intake.cli import ROLES, main
-from intake.storage.db import session_factory
-from intake.storage.migrate import upgrade
 from intake.storage.models import AuditEvent, Role, User, UserSession, utcnow
-from support import REPO
+from support import REPO, command_line_env
 from support.auth import db_snapshot
 
 FIRST = "Popliteal-cyst-41"
@@ -31,18 +29,13 @@ SECOND = "Baker-cyst-2027!"
 
 def _cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str) -> Any:
     """``cli(args, stdin)`` runs `intake ...` in-process on a fresh database."""
-    for key in list(os.environ):
-        if key.startswith("INTAKE_"):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("INTAKE_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("INTAKE_DATABASE_URL", database_url)
-    upgrade(database_url)
+    sessions = command_line_env(monkeypatch, tmp_path / "data", database_url)
     runner = CliRunner()
 
     def run(args: list[str], stdin: str | None = None) -> Any:
         return runner.invoke(main, args, input=stdin, catch_exceptions=False)
 
-    run.sessions = session_factory(database_url)  # type: ignore[attr-defined]
+    run.sessions = sessions  # type: ignore[attr-defined]
     return run
 
 

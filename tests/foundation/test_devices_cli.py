@@ -5,7 +5,6 @@ refused command says why, exits non-zero and changes nothing."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from datetime import timedelta
@@ -21,9 +20,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from intake.cli import KINDS, main
 from intake.devices import services as devices
 from intake.live.notify import CHANNEL
-from intake.storage.db import session_factory
-from intake.storage.migrate import upgrade
 from intake.storage.models import AuditEvent, Device, DeviceKind, utcnow
+from support import command_line_env
 from support.auth import db_snapshot
 
 CODE_RE = re.compile(r"^one-time code for (.+) \((board|tablet)\): (\d{4})-(\d{4})$", re.M)
@@ -34,20 +32,13 @@ UNTIL_RE = re.compile(r"^open (/board|/kiosk) on the device and type the code be
 def _cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, database_url: str,
          redis_url: str | None = None) -> Any:
     """``cli(*args)`` runs `intake ...` in-process on a fresh database."""
-    for key in list(os.environ):
-        if key.startswith("INTAKE_"):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("INTAKE_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("INTAKE_DATABASE_URL", database_url)
-    if redis_url is not None:
-        monkeypatch.setenv("INTAKE_REDIS_URL", redis_url)
-    upgrade(database_url)
+    sessions = command_line_env(monkeypatch, tmp_path / "data", database_url, redis_url)
     runner = CliRunner()
 
     def run(*args: str) -> Any:
         return runner.invoke(main, list(args), catch_exceptions=False)
 
-    run.sessions = session_factory(database_url)  # type: ignore[attr-defined]
+    run.sessions = sessions  # type: ignore[attr-defined]
     return run
 
 

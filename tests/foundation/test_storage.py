@@ -100,7 +100,7 @@ def test_naive_datetimes_are_refused(migrated_url: str) -> None:
 
 
 def test_audit_chain_detects_tampering(migrated_url: str) -> None:
-    sessions = session_factory(migrated_url)
+    sessions = session_factory(migrated_url, audit_key=audit.derive_key("a test secret"))
     for i in range(5):
         with sessions.begin() as s:
             audit.record(s, actor="system", action="intake.read", entity_type="intake",

@@ -72,7 +72,7 @@ def forge_append(app: Any, *, actor: str = "mallory", seal: str | None = None) -
                          ).scalar_one()
         at = last.at + timedelta(seconds=1)
         detail = {"forged": True}
-        digest = audit._digest(last.hash, at, actor, "intake.read", "intake", "x", detail,
+        digest = audit.digest(last.hash, at, actor, "intake.read", "intake", "x", detail,
                                "10.0.0.66")
         ev = AuditEvent(at=at, actor=actor, action="intake.read", entity_type="intake",
                         entity_id="x", detail=detail, source="10.0.0.66",
@@ -92,7 +92,7 @@ def recompute_from(app: Any, event_id: int) -> None:
         for ev in events:
             if ev.id >= event_id:
                 ev.prev_hash = prev
-                ev.hash = audit._digest(prev, ev.at, ev.actor, ev.action, ev.entity_type,
+                ev.hash = audit.digest(prev, ev.at, ev.actor, ev.action, ev.entity_type,
                                         ev.entity_id, ev.detail, ev.source)
             prev = ev.hash
 
