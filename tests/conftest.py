@@ -81,8 +81,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session", autouse=True)
 def _test_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Code called outside an app (pipeline steps, the audit trail's key) reads the
-    ``INTAKE_*`` environment: give it a private data folder so no test writes into the
+    """What reads the ``INTAKE_*`` environment (commands run in-process, the worker and
+    server processes tests start) gets a private data folder, so no test writes into the
     checkout's ``./instance``, and the test suite's cheap password hashes."""
     values = {"INTAKE_PASSWORD_HASH_PROFILE": "test", "INTAKE_TEST_SUITE": "1"}
     if "INTAKE_DATA_DIR" not in os.environ:
