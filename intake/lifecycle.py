@@ -25,7 +25,9 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
+
+from intake.errors import IntakeError
 
 if TYPE_CHECKING:
     from intake.storage.models import Intake
@@ -67,13 +69,14 @@ _FROM: Mapping[str, frozenset[IntakeStatus]] = {
 }
 
 
-class IllegalTransition(Exception):
+class IllegalTransition(IntakeError):
     """An intake was asked to make a move its status does not allow (a defect)."""
 
-    code = "illegal_transition"
+    code: ClassVar[str] = "illegal_transition"
 
     def __init__(self, move: str, status: str) -> None:
-        super().__init__(f"an intake in status {status!r} cannot become {move!r}")
+        super().__init__(f"an intake in status {status!r} cannot become {move!r}",
+                         move=move, status=status)
         self.move, self.status = move, status
 
 
