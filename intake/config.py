@@ -390,10 +390,10 @@ class Settings:
 
     password_hash_profile: str = field(metadata=setting(
         _parse_choice("production", TEST_HASH_PROFILE), "production",
-        "How staff passwords are hashed: production (argon2id with RFC 9106's low-memory "
-        "profile) or test, a weak and fast argon2id for the test suite only: refused "
-        "unless INTAKE_TEST_SUITE=1 is set too, and logged as a warning at every start. "
-        "Keep production."))
+        "How staff passwords and the staff PIN are hashed: production (argon2id with RFC "
+        "9106's low-memory profile; scrypt with N=2^14 for the PIN) or test, weak and fast "
+        "hashes for the test suite only: refused unless INTAKE_TEST_SUITE=1 is set too, "
+        "and logged as a warning at every start. Keep production."))
 
     display_timezone: str = field(metadata=setting(
         _parse_timezone, "Asia/Tokyo",

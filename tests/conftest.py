@@ -32,6 +32,7 @@ pytest.register_assert_rewrite("support")  # the helpers' asserts explain themse
 
 import redis  # noqa: E402
 from flask.testing import FlaskClient  # noqa: E402
+from jinja2.bccache import Bucket, BytecodeCache  # noqa: E402
 
 from intake.storage.db import dispose_engines  # noqa: E402
 from support import databases  # noqa: E402
@@ -235,6 +236,26 @@ def migrated_url(database_url: str) -> str:
 # --- the app ------------------------------------------------------------------
 
 
+class CompiledTemplates(BytecodeCache):
+    """Jinja's compiled templates, kept for the session: every test makes a new app (and
+    so a new template environment), but the templates are the same. Jinja checks each
+    template's source against the checksum kept with its code, so an edited template is
+    compiled again."""
+
+    def __init__(self) -> None:
+        self.code: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        if bucket.key in self.code:
+            bucket.bytecode_from_string(self.code[bucket.key])
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        self.code[bucket.key] = bucket.bytecode_to_string()
+
+
+TEMPLATES = CompiledTemplates()
+
+
 @pytest.fixture
 def make_app(tmp_path: Path) -> Callable[..., Any]:
     """Factory: an app on the given database (migrated if it is not yet) and broker."""
@@ -248,6 +269,7 @@ def make_app(tmp_path: Path) -> Callable[..., Any]:
         app = create_app(config)
         app.testing = True
         app.test_client_class = authorised_client(state(app).api_token)
+        app.jinja_env.bytecode_cache = TEMPLATES
         return app
 
     return make

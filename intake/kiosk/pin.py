@@ -34,17 +34,19 @@ MAX_FAILURES = 5
 WINDOW = timedelta(minutes=15)
 LOCKOUT = timedelta(minutes=15)
 _N, _R, _P, _DKLEN = 2**14, 8, 1, 32
+# scrypt's cost N by INTAKE_PASSWORD_HASH_PROFILE (test: the suite's weak, fast hashes).
+_N_OF_PROFILE = {"production": _N, "test": 2**4}
 
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def hash_pin(pin: str, salt: bytes | None = None) -> str:
+def hash_pin(pin: str, salt: bytes | None = None, *, n: int = _N) -> str:
     """``scrypt$N$r$p$salt$hash`` of a PIN (salt random unless given)."""
     salt = salt if salt is not None else os.urandom(16)
-    digest = hashlib.scrypt(pin.encode(), salt=salt, n=_N, r=_R, p=_P, dklen=_DKLEN)
-    return f"scrypt${_N}${_R}${_P}${_b64(salt)}${_b64(digest)}"
+    digest = hashlib.scrypt(pin.encode(), salt=salt, n=n, r=_R, p=_P, dklen=_DKLEN)
+    return f"scrypt${n}${_R}${_P}${_b64(salt)}${_b64(digest)}"
 
 
 def verify_pin(stored: str, candidate: str) -> bool:
@@ -66,12 +68,13 @@ def configured_pin_hash(settings: Settings) -> str:
     folder, readable by the owner only (like the generated secret key), so a fresh
     `intake serve` is never open to anyone who walks up to the tablet.
     """
+    n = _N_OF_PROFILE[settings.password_hash_profile]
     if settings.kiosk_pin:
         if settings.kiosk_pin.startswith("scrypt$"):
             return settings.kiosk_pin
-        return hash_pin(settings.kiosk_pin)
+        return hash_pin(settings.kiosk_pin, n=n)
     path = settings.data_dir / PIN_FILE
-    return hash_pin(_read_or_create_pin(path))
+    return hash_pin(_read_or_create_pin(path), n=n)
 
 
 def _read_or_create_pin(path: Path) -> str:

@@ -23,6 +23,8 @@ from intake.alerts.services import (
     AlertNotFound,
 )
 from intake.clinical import (
+    FlagResult,
+    Text,
     build_questionnaire_response,
     evaluate,
     load_ruleset,
@@ -32,6 +34,7 @@ from intake.review.actions import Actor, acknowledge_flag, add_exam_findings
 from intake.storage.models import Alert, Device, Intake, TriageRecord, utcnow
 from support import add_device, case, load_cases
 from support.auth import audit_events, make_user
+from support.databases import sqlite_only
 
 Submit = Callable[..., str]
 
@@ -136,6 +139,7 @@ def test_same_day_result_raises_a_same_day_alert(alerts_app: Any, submit: Submit
                                                          ",leg_circulation,")
 
 
+@sqlite_only
 def test_only_emergency_and_same_day_results_raise_alerts(alerts_app: Any,
                                                           submit: Submit) -> None:
     """Every shared worked case: an alert of its level, and none for soon, routine or
@@ -307,6 +311,7 @@ def test_answer_open_straight_to_done(alerts_app: Any, submit: Submit) -> None:
     assert audit_events(alerts_app, "alert.in_progress") == []
 
 
+@sqlite_only
 def test_answer_refuses_going_back_a_bad_state_and_an_unknown_alert(
         alerts_app: Any, submit: Submit) -> None:
     alert = _only_alert(alerts_app, submit(alerts_app, "pub-03"))
@@ -454,8 +459,10 @@ def test_every_flag_that_can_raise_an_alert_has_a_reason_class() -> None:
     stale = set(REASON_OF_FLAG) - {rule.code for rule in ruleset.flags}
     assert stale == set()
     for code in alerting:  # one flag alone gives its own class, never "other"
-        flag = {"code": code, "urgency": "same_day"}
-        assert services.reasons_of({"flags": [flag]}) == [REASON_OF_FLAG[code]]
+        flag = FlagResult(code=code, urgency="same_day", department="orthopedics",
+                          also_departments=(), red_flag=False, label=Text("", ""),
+                          evidence=())
+        assert services.reasons_of([flag]) == [REASON_OF_FLAG[code]]
 
 
 def _diagnosis_terms() -> set[str]:

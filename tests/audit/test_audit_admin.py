@@ -27,6 +27,7 @@ from support.audit import (
     sign_in,
     staff_client,
 )
+from support.databases import sqlite_only
 
 PATHS = ["/admin", "/admin/users", "/admin/audit.csv", "/admin/audit.fhir.json"]
 
@@ -41,6 +42,7 @@ def _text(resp: Any) -> str:
     return str(resp.get_data(as_text=True))
 
 
+@sqlite_only
 def test_only_admins_get_in(trail_app: Any) -> None:
     anonymous = trail_app.test_client()
     for path in PATHS:
@@ -96,6 +98,7 @@ def test_paging(trail_app: Any) -> None:
     assert "No events match" in _text(admin.get("/admin?actor=pager&page=3&lang=en"))
 
 
+@sqlite_only
 def test_viewing_and_exporting_are_audited(trail_app: Any) -> None:
     admin = staff_client(trail_app, "admin-1", "admin")
     record_events(trail_app, 2, actor="alice")
@@ -123,6 +126,7 @@ def test_viewing_and_exporting_are_audited(trail_app: Any) -> None:
     assert _latest(trail_app).action == "users.viewed"
 
 
+@sqlite_only
 def test_downloads_are_attachments_never_stored(trail_app: Any) -> None:
     admin = staff_client(trail_app, "admin-1", "admin")
     record_events(trail_app, 2)
@@ -210,6 +214,7 @@ def test_users_list_is_read_only_and_shows_access(trail_app: Any) -> None:
     assert admin.post("/admin/users").status_code in (400, 405)
 
 
+@sqlite_only
 def test_no_patient_data_in_the_trail_exports_or_screen(trail_app: Any) -> None:
     """A walk-in's name, kana and birth date go into the intake, never into the trail."""
     admin = staff_client(trail_app, "admin-1", "admin")

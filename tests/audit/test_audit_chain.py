@@ -27,6 +27,7 @@ from support.audit import (
     run_cli,
     verify,
 )
+from support.databases import sqlite_only
 
 
 def test_untouched_trail_verifies(trail_app: Any) -> None:
@@ -90,6 +91,7 @@ CASES: dict[str, tuple[Callable[[Any], None], int, BreakKind]] = {
 }
 
 
+@sqlite_only
 @pytest.mark.parametrize("case", list(CASES))
 def test_tampering_is_detected(trail_app: Any, case: str) -> None:
     tamper, first_id, kind = CASES[case]

@@ -27,6 +27,7 @@ from intake.constants import (
 )
 from intake.storage.models import AuditEvent
 from support.audit import edit_event, make_staff, record_events
+from support.databases import sqlite_only
 
 
 def _record(app: Any, **kw: Any) -> int:
@@ -52,6 +53,7 @@ def _unquote(cell: str) -> str:
     return cell[1:] if cell[:2] in ("'=", "'+", "'-", "'@", "'\t", "'\r") else cell
 
 
+@sqlite_only
 def test_csv_rows_and_formula_escaping(trail_app: Any) -> None:
     _record(trail_app, actor="=HYPERLINK(\"http://x\")", entity_id="-1+2",
             detail={"note": "@SUM(A1)"}, source="+81")
@@ -140,6 +142,7 @@ def _codings(resource: dict[str, Any], system: str) -> list[str]:
     return [c["code"] for c in resource.get("subtype", []) if c["system"] == system]
 
 
+@sqlite_only
 def test_fhir_export_is_a_valid_bundle_with_the_right_codes(trail_app: Any) -> None:
     make_staff(trail_app, "dr-sato", "practitioner")  # user.created, by "cli"
     read = _record(trail_app, actor="dr-sato", action="review.case_viewed",
@@ -212,6 +215,7 @@ def test_the_chain_can_be_rechecked_from_the_fhir_export(trail_app: Any) -> None
         prev = chain["hash"]
 
 
+@sqlite_only
 def test_fhir_export_has_a_size_limit(trail_app: Any, monkeypatch: pytest.MonkeyPatch
                                       ) -> None:
     record_events(trail_app, 3)

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from intake import state
 from intake.auth import users
 from intake.auth.passwords import PasswordRejected, check_rules, hash_password, verify_password
+from intake.kiosk.pin import configured_pin_hash
 from intake.storage.models import AuditEvent, User, utcnow
 from support.auth import db_snapshot, get_user, make_user, sign_in
 
@@ -44,6 +45,11 @@ def test_the_suite_hashes_weakly_and_says_so(make_app: Callable[..., Any], sqlit
     assert "staff passwords are hashed weakly" in caplog.text
     _create(app, "nurse.kato", "practitioner", "Popliteal-cyst-41")
     assert get_user(app, "nurse.kato").password_hash.startswith("$argon2id$v=19$m=8,t=1,p=1$")
+    assert configured_pin_hash(state(app).settings).startswith("scrypt$16$8$1$")
+
+
+def test_the_staff_pin_is_hashed_as_in_production(production_app: Any) -> None:
+    assert configured_pin_hash(state(production_app).settings).startswith("scrypt$16384$8$1$")
 
 
 def test_an_argon2id_hash_is_stored_never_the_password(production_db_app: Any) -> None:

@@ -25,6 +25,7 @@ from support.cds import (
     searchset,
     stored,
 )
+from support.databases import sqlite_only
 
 # Advice the seeds got wrong: never to press or massage the back of the knee.
 FORBIDDEN = re.compile(r"膝(の)?裏[^。]*(押|揉|もみ|マッサージ)|massag|press(ing)? (on )?the "
@@ -55,6 +56,7 @@ def test_discovery_lists_the_triage_service(sqlite_cds_app: Any) -> None:
     assert f"questionnaire={QUESTIONNAIRE_URL}" in template and "_count=1" in template
 
 
+@sqlite_only
 @pytest.mark.parametrize(("case_id", "indicator"), [
     ("pub-03", "critical"), ("pub-02", "warning"), ("pub-01", "info")])
 def test_cards_for_the_cases(cds_app: Any, case_id: str, indicator: str) -> None:

@@ -250,7 +250,7 @@ def test_self_care_advice_is_the_mitigation(
 @pytest.mark.parametrize("urgency", sorted(URGENCY_TO_PRIORITY))
 def test_priority_follows_the_urgency(intake: Intake, urgency: str) -> None:
     inp = intake("pub-05")
-    triage = {**inp.triage, "urgency": urgency}
+    triage = replace(inp.triage, urgency=urgency)
     bundle = build_transaction_bundle(replace(inp, triage=triage))
     expected = {
         "emergency": "stat",
@@ -443,12 +443,12 @@ def test_bad_input_is_refused_without_echoing_values(
 def test_unknown_urgency_is_refused(intake: Intake) -> None:
     inp = intake("pub-03")
     with pytest.raises(BundleError, match="urgency"):
-        build_transaction_bundle(replace(inp, triage={**inp.triage, "urgency": "later"}))
+        build_transaction_bundle(replace(inp, triage=replace(inp.triage, urgency="later")))
 
 
 def test_no_flags_gives_an_assessment_without_predictions(intake: Intake) -> None:
     inp = intake("pub-05")
-    triage = {**inp.triage, "flags": [], "urgency": "routine", "department": "orthopedics"}
+    triage = replace(inp.triage, flags=(), urgency="routine", department="orthopedics")
     bundle = build_transaction_bundle(replace(inp, triage=triage))
     assert "prediction" not in one(bundle, "RiskAssessment")
     assert one(bundle, "ServiceRequest")["priority"] == "routine"

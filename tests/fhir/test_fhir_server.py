@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import requests
 
+from intake.clinical import Text
 from intake.delivery.auth import NoAuth
 from intake.delivery.base import Outcome
 from intake.delivery.fhir_rest import FhirRestAdapter
@@ -249,15 +250,12 @@ def test_medplum_native_transactions_refuse_large_conditional_bundles(
     red flags with a walk-in patient make 9. The test server's default mode
     applies transactions atomically without that limit (README)."""
     inp = intake("pub-03")
-    flags = [
-        *inp.triage["flags"],
-        {
-            **inp.triage["flags"][0],
-            "code": "ACUTE_LIMB_ISCHAEMIA",
-            "label": {"ja": "急性下肢虚血の疑い", "en": "possible acute limb ischaemia"},
-        },
-    ]
-    bundle = build_transaction_bundle(replace(inp, triage={**inp.triage, "flags": flags}))
+    flags = (
+        *inp.triage.flags,
+        replace(inp.triage.flags[0], code="ACUTE_LIMB_ISCHAEMIA",
+                label=Text("急性下肢虚血の疑い", "possible acute limb ischaemia")),
+    )
+    bundle = build_transaction_bundle(replace(inp, triage=replace(inp.triage, flags=flags)))
     assert len(bundle["entry"]) == 9
     fhir_server.control("POST", "mode", {"nativeTransactions": True})
     resp = fhir_server.post_bundle(bundle)

@@ -22,7 +22,12 @@ import requests
 from fhir.resources.R4B.bundle import Bundle
 
 from intake import constants
-from intake.clinical import build_questionnaire_response, evaluate, parse_simple_answers
+from intake.clinical import (
+    TriageResult,
+    build_questionnaire_response,
+    evaluate,
+    parse_simple_answers,
+)
 from intake.delivery.auth import NoAuth
 from intake.delivery.base import Outcome
 from intake.delivery.fhir_rest import FhirRestAdapter
@@ -421,12 +426,13 @@ def retriage(cases: Cases) -> tuple[BundleInput, BundleInput]:
     another (FRACTURE_XRAY, from the Ottawa rule)."""
     case = cases["pub-04"]
     dvt = next(f for f in cases["pub-02"]["triage"]["flags"] if f["code"] == "DVT_SUSPECT")
-    first = make_input(case, triage={**case["triage"], "flags": [*case["triage"]["flags"], dvt]})
+    first = make_input(case, triage=TriageResult.from_dict(
+        {**case["triage"], "flags": [*case["triage"]["flags"], dvt]}))
     exam = parse_simple_answers({**case["answers"], "staff_patella_tenderness": True})
     second = replace(
         first,
         questionnaire_response=build_questionnaire_response(exam),
-        triage=evaluate(exam).to_dict(),
+        triage=evaluate(exam),
         revision=2,
         triaged_at=LATER,
         review=review(version=1, updated_at=LATER, withdrawn_flags=["DVT_SUSPECT"]),
@@ -447,7 +453,7 @@ def item_answers(items: list[dict[str, Any]], link_id: str) -> Any:
 
 def test_re_triage_on_the_server(fhir_server: FhirTestServer, case_by_id: Cases) -> None:
     first, second = retriage(case_by_id)
-    red = {f["code"] for f in second.triage["flags"] if f["red_flag"]}
+    red = {f.code for f in second.triage.flags if f.red_flag}
     assert red == {"HAEMARTHROSIS", "FRACTURE_XRAY"}  # what the rule set gives
     apply(fhir_server, build_transaction_bundle(first))
     assert set(server_flags(fhir_server)) == {"HAEMARTHROSIS", "DVT_SUSPECT"}
@@ -515,7 +521,7 @@ def test_task_through_a_review_on_the_server(fhir_server: FhirTestServer, intake
 def full_review(inp: BundleInput, earlier: int = 0) -> BundleInput:
     """Every kind of action at once, after ``earlier`` other actions: each red flag
     acknowledged, the department changed with a reason, the intake marked reviewed."""
-    red = {f["code"]: ACK for f in inp.triage["flags"] if f["red_flag"]}
+    red = {f.code: ACK for f in inp.triage.flags if f.red_flag}
     return replace(
         inp,
         review=review(
@@ -611,7 +617,7 @@ def test_every_write_back_is_valid(
     refuses an invalid bundle with 400), for every shared case in three states."""
     for n, case_id in enumerate(CASE_IDS):
         inp = intake(case_id, patient=patient, business_id=f"KI-V{n}", mrn=f"MRN-{n}")
-        red = [f["code"] for f in inp.triage["flags"] if f["red_flag"]]
+        red = [f.code for f in inp.triage.flags if f.red_flag]
         states = [
             review(version=1, acknowledged={c: ACK for c in red[:1]}),
             review(version=2, department="orthopedics", department_reason=REASON),

@@ -14,6 +14,7 @@ from intake import state
 from intake.serve import free_port
 from intake.storage.models import AuditEvent, Intake, Job
 from support import case
+from support.databases import sqlite_only
 
 GOOD = {"answers": case("pub-02")["answers"], "record_number": "MRN-0042"}
 
@@ -101,6 +102,7 @@ BAD: list[tuple[str, Any, dict[str, str], int, str]] = [
 ]
 
 
+@sqlite_only
 @pytest.mark.parametrize(("label", "body", "headers", "status", "field"), BAD,
                          ids=[b[0] for b in BAD])
 def test_bad_input_is_refused_and_nothing_stored(api: Any, label: str, body: str,

@@ -11,20 +11,20 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from intake import pipeline
+from intake import audit, pipeline
 from intake.clinical import parse_simple_answers
 from intake.config import load_settings
-from intake.delivery.base import AttemptResult, Outcome
-from intake.delivery.folder import FolderAdapter
-from intake.delivery.service import build_bundle
+from intake.delivery.base import Outcome
 from intake.storage.db import session_factory
 from intake.storage.models import Intake
 from support import case, snapshot
+from support.adapters import Scripted, attempt_result, deliver_once
 
 
 @pytest.fixture
-def sessions(migrated_url: str) -> sessionmaker[Session]:
-    return session_factory(migrated_url)
+def sessions(migrated_url: str, settings: Any) -> sessionmaker[Session]:
+    # As a worker makes them: the audit events are sealed with the settings' key.
+    return session_factory(migrated_url, audit_key=audit.signing_key(settings))
 
 
 @pytest.fixture
@@ -38,14 +38,6 @@ def _submit(sessions: sessionmaker[Session], case_id: str = "pub-03") -> str:
         sub = pipeline.submit_intake(s, answers=parse_simple_answers(case(case_id)["answers"]),
                                      source="test", record_number="MRN-1")
         return sub.intake.id
-
-
-def _deliver(sessions: sessionmaker[Session], settings: Any, intake_id: str,
-             adapter: Any = None) -> pipeline.DeliveryStep:
-    return pipeline.run_delivery(
-        sessions, intake_id, settings=settings,
-        adapter=adapter or FolderAdapter(settings.outbox_dir), build_bundle=build_bundle,
-        backoff=pipeline.default_backoff(settings.retry_backoff_cap))
 
 
 def test_triage_twice_same_state(sessions: sessionmaker[Session]) -> None:
@@ -84,9 +76,9 @@ def test_deliver_twice_same_state(sessions: sessionmaker[Session], settings: Any
     intake_id = _submit(sessions)
     with sessions.begin() as s:
         pipeline.run_triage(s, intake_id)
-    assert _deliver(sessions, settings, intake_id).status == "delivered"
+    assert deliver_once(sessions, settings, intake_id).status == "delivered"
     before = snapshot(sessions)
-    assert _deliver(sessions, settings, intake_id).status == "already"
+    assert deliver_once(sessions, settings, intake_id).status == "already"
     assert snapshot(sessions) == before
     files = list(settings.outbox_dir.glob("*.json"))
     assert len(files) == 1 and before["attempts"] == [(1, "delivered")]
@@ -105,39 +97,19 @@ def test_only_one_delivery_holds_the_lease(sessions: sessionmaker[Session]) -> N
         assert pipeline.claim_delivery(s, intake_id, lease=60, clock=lambda: later)
 
 
-class Scripted:
-    """A record system that answers from a script (the real FHIR server is in tests/fhir)."""
-
-    name = "scripted"
-
-    def __init__(self, *outcomes: AttemptResult) -> None:
-        self.outcomes = list(outcomes)
-        self.calls: list[bool] = []
-
-    def deliver(self, bundle: dict[str, Any], *, business_id: str,
-                after_ambiguous: bool) -> AttemptResult:
-        self.calls.append(after_ambiguous)
-        return self.outcomes.pop(0)
-
-
-def _attempt(outcome: Outcome, **kw: Any) -> AttemptResult:
-    now = datetime.now(UTC)
-    return AttemptResult(outcome=outcome, started_at=now, finished_at=now, target="ehr", **kw)
-
-
 def test_transient_failures_retry_then_give_up(sessions: sessionmaker[Session],
                                                settings: Any) -> None:
     intake_id = _submit(sessions)
     with sessions.begin() as s:
         pipeline.run_triage(s, intake_id)
-    adapter = Scripted(_attempt(Outcome.TRANSIENT, http_status=503, retry_after=7.0,
+    adapter = Scripted(attempt_result(Outcome.TRANSIENT, http_status=503, retry_after=7.0,
                                 reason="HTTP 503"),
-                       _attempt(Outcome.TRANSIENT, ambiguous=True, reason="timeout"),
-                       _attempt(Outcome.TRANSIENT, http_status=500, reason="HTTP 500"))
-    step = _deliver(sessions, settings, intake_id, adapter)
+                       attempt_result(Outcome.TRANSIENT, ambiguous=True, reason="timeout"),
+                       attempt_result(Outcome.TRANSIENT, http_status=500, reason="HTTP 500"))
+    step = deliver_once(sessions, settings, intake_id, adapter)
     assert step.status == "retry" and step.retry_in is not None and step.retry_in >= 7.0
-    assert _deliver(sessions, settings, intake_id, adapter).status == "retry"
-    assert _deliver(sessions, settings, intake_id, adapter).status == "failed"
+    assert deliver_once(sessions, settings, intake_id, adapter).status == "retry"
+    assert deliver_once(sessions, settings, intake_id, adapter).status == "failed"
     assert adapter.calls == [False, False, True]  # searched first after the timeout
     with sessions() as s:
         intake = s.get(Intake, intake_id)
@@ -153,10 +125,10 @@ def test_rejection_stops_and_keeps_the_outcome(sessions: sessionmaker[Session],
         pipeline.run_triage(s, intake_id)
     oo = {"resourceType": "OperationOutcome",
           "issue": [{"severity": "error", "code": "invalid", "diagnostics": "bad"}]}
-    adapter = Scripted(_attempt(Outcome.REJECTED, http_status=422, response=oo,
+    adapter = Scripted(attempt_result(Outcome.REJECTED, http_status=422, response=oo,
                                 reason="HTTP 422: bad"))
-    assert _deliver(sessions, settings, intake_id, adapter).status == "failed"
-    assert _deliver(sessions, settings, intake_id, adapter).status == "already"
+    assert deliver_once(sessions, settings, intake_id, adapter).status == "failed"
+    assert deliver_once(sessions, settings, intake_id, adapter).status == "already"
     with sessions() as s:
         intake = s.get(Intake, intake_id)
         assert intake is not None and intake.status == "delivery_failed"

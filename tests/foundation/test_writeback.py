@@ -19,9 +19,6 @@ from intake import audit, pipeline
 from intake.auth.users import create_user
 from intake.clinical import parse_questionnaire_response, parse_simple_answers
 from intake.config import load_settings
-from intake.delivery.base import AttemptResult, Outcome
-from intake.delivery.folder import FolderAdapter
-from intake.delivery.service import build_bundle
 from intake.review import actions
 from intake.storage import queries
 from intake.storage.db import session_factory
@@ -36,6 +33,8 @@ from intake.storage.models import (
     utcnow,
 )
 from support import case
+from support.adapters import Recording, Rejecting, deliver_once
+from support.databases import sqlite_only
 
 
 @pytest.fixture
@@ -67,35 +66,6 @@ def _triaged(sessions: sessionmaker[Session], answers: dict[str, Any]) -> str:
     return intake_id
 
 
-def _deliver(sessions: sessionmaker[Session], settings: Any, intake_id: str,
-             adapter: Any = None) -> pipeline.DeliveryStep:
-    return pipeline.run_delivery(
-        sessions, intake_id, settings=settings,
-        adapter=adapter or FolderAdapter(settings.outbox_dir), build_bundle=build_bundle,
-        backoff=pipeline.default_backoff(settings.retry_backoff_cap))
-
-
-class Recording:
-    """Keeps every bundle it is given; optionally runs a callback during the send (a
-    practitioner acting while the record system is slow)."""
-
-    name = "recording"
-
-    def __init__(self, during: Any = None) -> None:
-        self.bundles: list[dict[str, Any]] = []
-        self.during = during
-
-    def deliver(self, bundle: dict[str, Any], *, business_id: str,
-                after_ambiguous: bool) -> AttemptResult:
-        self.bundles.append(bundle)
-        if self.during is not None:
-            during, self.during = self.during, None
-            during()
-        now = datetime.now(UTC)
-        return AttemptResult(outcome=Outcome.DELIVERED, started_at=now, finished_at=now,
-                             target="ehr", http_status=200)
-
-
 def _resources(bundle: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     return [e for e in bundle["entry"] if e["resource"]["resourceType"] == kind]
 
@@ -110,7 +80,7 @@ def test_acknowledge_then_deliver_sends_the_flag_inactive(
         sessions: sessionmaker[Session], settings: Any, doctor: actions.Actor) -> None:
     intake_id = _triaged(sessions, case("pub-03")["answers"])  # PE + DVT, emergency
     first = Recording()
-    assert _deliver(sessions, settings, intake_id, first).status == "delivered"
+    assert deliver_once(sessions, settings, intake_id, first).status == "delivered"
     assert all(e["request"]["method"] == "POST" for e in first.bundles[0]["entry"])
 
     with sessions.begin() as s:
@@ -129,7 +99,7 @@ def test_acknowledge_then_deliver_sends_the_flag_inactive(
         assert intake.acknowledged_at is not None
 
     second = Recording()
-    assert _deliver(sessions, settings, intake_id, second).status == "delivered"
+    assert deliver_once(sessions, settings, intake_id, second).status == "delivered"
     assert len(second.bundles) == 1  # one delivery served both write-back jobs
     assert _jobs(sessions, intake_id) == [
         ("triage", 1, "done"), ("deliver", 1, "done"), ("writeback", 1, "superseded"),
@@ -179,7 +149,7 @@ def test_department_change_and_review(sessions: sessionmaker[Session], settings:
     with sessions.begin() as s:
         actions.mark_reviewed(s, intake_id, actor=doctor, revision=1, now=utcnow())
     adapter = Recording()
-    assert _deliver(sessions, settings, intake_id, adapter).status == "delivered"
+    assert deliver_once(sessions, settings, intake_id, adapter).status == "delivered"
     bundle = adapter.bundles[0]  # never delivered before: the whole state at once
     request = _resources(bundle, "ServiceRequest")[0]
     assert request["request"]["method"] == "PUT"
@@ -204,7 +174,7 @@ def test_exam_findings_retriage_and_withdraw(sessions: sessionmaker[Session], se
                                              doctor: actions.Actor) -> None:
     answers = dict(case("pub-13")["answers"], age_years=40)  # injury, no Ottawa criterion
     intake_id = _triaged(sessions, answers)
-    assert _deliver(sessions, settings, intake_id, Recording()).status == "delivered"
+    assert deliver_once(sessions, settings, intake_id, Recording()).status == "delivered"
 
     with sessions.begin() as s:
         done = actions.add_exam_findings(s, intake_id, {"staff_patella_tenderness": True},
@@ -225,7 +195,7 @@ def test_exam_findings_retriage_and_withdraw(sessions: sessionmaker[Session], se
         qr_answers = parse_questionnaire_response(intake.questionnaire_response)
         assert qr_answers["staff_patella_tenderness"] is True
     adapter = Recording()
-    assert _deliver(sessions, settings, intake_id, adapter).status == "delivered"
+    assert deliver_once(sessions, settings, intake_id, adapter).status == "delivered"
     bundle = adapter.bundles[0]
     qr = _resources(bundle, "QuestionnaireResponse")[0]
     assert qr["request"]["method"] == "PUT" and qr["resource"]["status"] == "amended"
@@ -240,7 +210,7 @@ def test_exam_findings_retriage_and_withdraw(sessions: sessionmaker[Session], se
     with sessions.begin() as s:
         pipeline.run_triage(s, intake_id)
     adapter = Recording()
-    assert _deliver(sessions, settings, intake_id, adapter).status == "delivered"
+    assert deliver_once(sessions, settings, intake_id, adapter).status == "delivered"
     flags = _resources(adapter.bundles[0], "Flag")
     assert [(f["resource"]["code"]["coding"][0]["code"], f["resource"]["status"])
             for f in flags] == [("FRACTURE_XRAY", "inactive")]
@@ -270,6 +240,7 @@ def test_new_red_flag_reopens_an_acknowledged_intake(
         assert intake.reviewed_at is None  # FRACTURE_XRAY is new and unseen
 
 
+@sqlite_only
 @pytest.mark.parametrize("call, message", [
     (lambda s, i, a: actions.acknowledge_flag(s, i, "PE_SUSPECT", actor=a, revision=1,
                                               now=utcnow()), "did not fire"),
@@ -328,14 +299,14 @@ def test_change_during_a_delivery_is_sent_after_it(
             actions.acknowledge_flag(s, intake_id, "DVT_SUSPECT", actor=doctor, revision=1,
                                      now=utcnow())
         # The action's own delivery finds the intake busy and leaves it to the holder.
-        busy.append(_deliver(sessions, settings, intake_id, Recording()).status)
+        busy.append(deliver_once(sessions, settings, intake_id, Recording()).status)
 
     adapter = Recording(during=practitioner_acts)
-    step = _deliver(sessions, settings, intake_id, adapter)
+    step = deliver_once(sessions, settings, intake_id, adapter)
     assert step.status == "delivered" and step.again
     assert busy == ["busy"]
     follow_up = Recording()
-    assert _deliver(sessions, settings, intake_id, follow_up).status == "delivered"
+    assert deliver_once(sessions, settings, intake_id, follow_up).status == "delivered"
     flag = _resources(follow_up.bundles[0], "Flag")[0]["resource"]
     assert flag["status"] == "inactive"
     assert _jobs(sessions, intake_id)[-1] == ("writeback", 1, "done")
@@ -353,7 +324,7 @@ def test_concurrent_deliveries_of_one_intake_send_once(
 
     def run() -> None:
         barrier.wait()
-        outcomes.append(_deliver(sessions, settings, intake_id, adapter).status)
+        outcomes.append(deliver_once(sessions, settings, intake_id, adapter).status)
 
     threads = [threading.Thread(target=run) for _ in range(4)]
     for t in threads:
@@ -368,21 +339,13 @@ def test_concurrent_deliveries_of_one_intake_send_once(
 def test_failed_writeback_shows_and_the_next_change_retries(
         sessions: sessionmaker[Session], settings: Any, doctor: actions.Actor) -> None:
     intake_id = _triaged(sessions, case("pub-02")["answers"])
-    assert _deliver(sessions, settings, intake_id, Recording()).status == "delivered"
+    assert deliver_once(sessions, settings, intake_id, Recording()).status == "delivered"
     with sessions.begin() as s:
         actions.acknowledge_flag(s, intake_id, "DVT_SUSPECT", actor=doctor, revision=1,
                                  now=utcnow())
 
-    class Rejecting:
-        name = "rejecting"
-
-        def deliver(self, bundle: dict[str, Any], *, business_id: str,
-                    after_ambiguous: bool) -> AttemptResult:
-            now = datetime.now(UTC)
-            return AttemptResult(outcome=Outcome.REJECTED, started_at=now, finished_at=now,
-                                 target="ehr", http_status=412, reason="HTTP 412")
-
-    assert _deliver(sessions, settings, intake_id, Rejecting()).status == "failed"
+    assert deliver_once(sessions, settings, intake_id,
+                    Rejecting(412, "HTTP 412")).status == "failed"
     with sessions() as s:
         assert _delivery_state(s, intake_id) == "failed"
         intake = s.get(Intake, intake_id)
@@ -391,7 +354,7 @@ def test_failed_writeback_shows_and_the_next_change_retries(
         actions.mark_reviewed(s, intake_id, actor=doctor, revision=1, now=utcnow())
     with sessions() as s:
         assert _delivery_state(s, intake_id) == "pending"
-    assert _deliver(sessions, settings, intake_id, Recording()).status == "delivered"
+    assert deliver_once(sessions, settings, intake_id, Recording()).status == "delivered"
     with sessions() as s:
         assert _delivery_state(s, intake_id) == "delivered"
 

@@ -13,12 +13,11 @@ from typing import Any
 
 import pytest
 
-from intake import pipeline, state
-from intake.delivery.folder import FolderAdapter
-from intake.delivery.service import build_bundle
+from intake import state
 from intake.live.hub import SINCE_SLACK
 from intake.live.notify import publish
 from support import REVISION_RE, TOKEN_RE, case, wait_for
+from support.adapters import deliver_once
 from support.auth import csrf_token, sign_out, signed_in_client
 from support.live import (
     DEVICE_COOKIE,
@@ -163,10 +162,7 @@ def test_each_kind_of_change_names_its_intake(desk: Desk) -> None:
     result = changed_for(stream, made, "result")
     st = state(app)
     with app.app_context():
-        step = pipeline.run_delivery(
-            st.sessions, made, settings=st.settings,
-            adapter=FolderAdapter(st.settings.outbox_dir), build_bundle=build_bundle,
-            backoff=pipeline.default_backoff(st.settings.retry_backoff_cap))
+        step = deliver_once(st.sessions, st.settings, made)
     assert step.status == "delivered", step
     publish(st.settings.redis_url, "change", intake=made)  # as the worker does
     delivery = changed_for(stream, made, "delivery")

@@ -17,6 +17,7 @@ from intake.review import actions
 from intake.review.i18n import REVIEW
 from intake.review.views import refusal_text
 from intake.storage.models import AuditEvent, Intake, Job, ReviewAction
+from support.databases import sqlite_only
 from support.review import DVT, EMERGENCY, SOON, Browser, make_user, signed_in, submit
 
 
@@ -170,6 +171,7 @@ def test_double_submit_is_stored_once(any_db_app: Any, doc: Browser) -> None:
     assert stored(any_db_app, made2) == before
 
 
+@sqlite_only
 @pytest.mark.parametrize(("action", "data", "message"), [
     ("acknowledge", {"flag": "COMPARTMENT"}, "そのフラグはこの問診では出ていません"),
     ("acknowledge", {}, "フォームの内容が正しくありません"),

@@ -11,12 +11,12 @@ from typing import Any
 
 from intake import pipeline, state
 from intake.storage.models import Intake
+from support.adapters import Rejecting
 from support.review import (
     DVT,
     EMERGENCY,
     ROUTINE,
     Browser,
-    Rejecting,
     audit_events,
     deliver,
     submit,

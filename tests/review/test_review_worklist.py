@@ -14,6 +14,7 @@ from sqlalchemy import event, select
 from intake import pipeline, state
 from intake.clinical import parse_simple_answers
 from intake.storage.models import Intake
+from support.adapters import Rejecting, Unreachable
 from support.review import (
     DVT,
     EMERGENCY,
@@ -21,8 +22,6 @@ from support.review import (
     SCREENED,
     SOON,
     Browser,
-    Rejecting,
-    Unreachable,
     audit_events,
     deliver,
     hours_ago,

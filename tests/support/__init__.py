@@ -194,3 +194,29 @@ def enroll_client(app: Any, client: Any, kind: str, name: str | None = None) -> 
     resp = client.post("/devices/enroll", data={"csrf_token": token.group(1), "code": code})
     assert resp.status_code == 303, resp.get_data(as_text=True)
     return client
+
+
+def command_line_env(monkeypatch: Any, data_dir: Path, database_url: str,
+                     redis_url: str | None = None) -> sessionmaker[Session]:
+    """The environment of an in-process `intake ...` command on ``database_url``: none of
+    the caller's ``INTAKE_*`` variables but the suite's cheap password hashes, the data
+    folder and the database (migrated). Returns sessions as the web app makes them (its
+    audit events sealed with the same settings' key)."""
+    import os
+
+    from intake import audit
+    from intake.config import load_settings
+    from intake.storage.db import session_factory
+    from intake.storage.migrate import upgrade
+
+    for key in list(os.environ):
+        if key.startswith("INTAKE_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("INTAKE_PASSWORD_HASH_PROFILE", "test")
+    monkeypatch.setenv("INTAKE_TEST_SUITE", "1")
+    monkeypatch.setenv("INTAKE_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("INTAKE_DATABASE_URL", database_url)
+    if redis_url is not None:
+        monkeypatch.setenv("INTAKE_REDIS_URL", redis_url)
+    upgrade(database_url)
+    return session_factory(database_url, audit_key=audit.signing_key(load_settings()))

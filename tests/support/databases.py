@@ -14,6 +14,7 @@ import sqlite3
 import uuid
 from pathlib import Path
 
+import pytest
 from sqlalchemy import create_engine, text
 
 from intake.storage.db import dispose_engines
@@ -103,3 +104,10 @@ def postgres_template(admin_url: str, prefix: str) -> str:
     upgrade(url)
     dispose_engines()  # PostgreSQL copies a template only while no one is connected to it
     return name
+
+
+# For a test on ``database_url`` (directly or through an app fixture) whose subject does
+# not depend on the database (input checked before anything is stored, formatting, rules
+# applied in Python): SQLite only. What PostgreSQL changes (storage, concurrency,
+# leases, locks, migrations, SQL and JSON queries) keeps its tests on both.
+sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -29,7 +29,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from intake.clinical import build_questionnaire_response, evaluate, parse_simple_answers
+from intake.clinical import (
+    TriageResult,
+    build_questionnaire_response,
+    evaluate,
+    parse_simple_answers,
+)
 from intake.fhir.bundle import BundleInput, PatientDemographics
 from support import REPO, load_cases, node_executable, npm_ci
 
@@ -229,7 +234,7 @@ def make_input(
         "intake_id": str(uuid.uuid5(uuid.NAMESPACE_URL, bid)),
         "business_id": bid,
         "questionnaire_response": case["qr"],
-        "triage": case["triage"],
+        "triage": TriageResult.from_dict(case["triage"]),
         "received_at": datetime(2025, 1, 15, 9, 30, 0, tzinfo=JST),
         "triaged_at": datetime(2025, 1, 15, 9, 30, 2, 250000, tzinfo=JST),
         "plugin_version": "0.1.0",

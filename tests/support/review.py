@@ -7,7 +7,7 @@ no worker needed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -16,11 +16,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from intake import pipeline, state
 from intake.auth.users import create_user
 from intake.clinical import parse_simple_answers
-from intake.delivery.base import AttemptResult, Outcome
-from intake.delivery.folder import FolderAdapter
-from intake.delivery.service import build_bundle
 from intake.storage.models import AuditEvent, utcnow
 from support import REVISION_RE, TOKEN_RE
+from support.adapters import deliver_once
 
 PASSWORD = "a long test password 1"
 
@@ -118,38 +116,10 @@ def submit(app: Any, answers: dict[str, Any], *, record_number: str | None = "MR
     return str(intake_id)
 
 
-class Rejecting:
-    """A record system that refuses every bundle with an OperationOutcome (a 422)."""
-
-    name = "rejecting"
-
-    def deliver(self, bundle: dict[str, Any], *, business_id: str,
-                after_ambiguous: bool) -> AttemptResult:
-        now = datetime.now(UTC)
-        return AttemptResult(outcome=Outcome.REJECTED, started_at=now, finished_at=now,
-                             target="ehr", http_status=422,
-                             reason="HTTP 422: Patient identifier unknown")
-
-
-class Unreachable:
-    """A record system that does not answer: every attempt is a transient failure."""
-
-    name = "unreachable"
-
-    def deliver(self, bundle: dict[str, Any], *, business_id: str,
-                after_ambiguous: bool) -> AttemptResult:
-        now = datetime.now(UTC)
-        return AttemptResult(outcome=Outcome.TRANSIENT, started_at=now, finished_at=now,
-                             target="ehr", reason="connection refused")
-
-
 def deliver(app: Any, intake_id: str, adapter: Any = None) -> pipeline.DeliveryStep:
     """One delivery attempt (to the outbox folder unless another adapter is given)."""
     st = state(app)
-    return pipeline.run_delivery(
-        st.sessions, intake_id, settings=st.settings,
-        adapter=adapter or FolderAdapter(st.settings.outbox_dir), build_bundle=build_bundle,
-        backoff=pipeline.default_backoff(st.settings.retry_backoff_cap))
+    return deliver_once(st.sessions, st.settings, intake_id, adapter)
 
 
 def audit_events(sessions: sessionmaker[Session], action: str) -> list[AuditEvent]:
