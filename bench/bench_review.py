@@ -42,7 +42,7 @@ from intake.clinical import (  # noqa: E402
 from intake.constants import QUESTIONNAIRE_URL, QUESTIONNAIRE_VERSION  # noqa: E402
 from intake.pipeline import flag_codes, new_business_id  # noqa: E402
 from intake.storage.migrate import upgrade  # noqa: E402
-from intake.storage.models import Intake, Job, TriageResult, utcnow  # noqa: E402
+from intake.storage.models import Intake, Job, TriageRecord, utcnow  # noqa: E402
 from support import case  # noqa: E402
 
 PASSWORD = "benchmark password 1"  # noqa: S105 - a throwaway database
@@ -110,7 +110,7 @@ def seed(sessions: Any, count: int, rng: random.Random) -> str:
     with sessions.begin() as s:
         for start in range(0, count, 1000):
             s.execute(insert(Intake), intakes[start:start + 1000])
-            s.execute(insert(TriageResult), results[start:start + 1000])
+            s.execute(insert(TriageRecord), results[start:start + 1000])
             s.execute(insert(Job), jobs[2 * start:2 * start + 2000])
     return emergency_id
 

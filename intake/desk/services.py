@@ -5,21 +5,21 @@ come from ``intake.alerts`` through the live process.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from intake.clinical import Text
+from intake.clinical import Text, terminology
+from intake.constants import CS_DEPARTMENT, CS_URGENCY
 from intake.kiosk.form import pick
 from intake.kiosk.i18n import t
-from intake.resources import fhir_profiles_dir
-from intake.storage.models import Intake, TriageResult, utcnow
+from intake.storage import queries
+from intake.storage.models import Intake, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -33,27 +33,24 @@ class Label:
     rank: float
 
 
-def _concepts(filename: str) -> dict[str, Label]:
-    data = json.loads((fhir_profiles_dir() / filename).read_text(encoding="utf-8"))
+def _concepts(system: str) -> dict[str, Label]:
     out: dict[str, Label] = {}
-    for concept in data["concept"]:
-        en = next((d["value"] for d in concept.get("designation", ())
-                   if d.get("language") == "en"), concept["display"])
-        rank = next((p["valueInteger"] for p in concept.get("property", ())
-                     if p.get("code") == "rank"), 99)
-        out[concept["code"]] = Label(Text(concept["display"], en), float(rank))
+    for concept in terminology.concepts(system):
+        ja = concept.display or concept.code
+        out[concept.code] = Label(Text(ja, concept.en or ja),
+                                  float(concept.properties.get("rank", 99)))
     return out
 
 
 @lru_cache(maxsize=1)
 def urgency_labels() -> dict[str, Label]:
     """Urgency codes with their Japanese/English names and rank, from the CodeSystem."""
-    return _concepts("CodeSystem-triage-urgency.json")
+    return _concepts(CS_URGENCY)
 
 
 @lru_cache(maxsize=1)
 def department_labels() -> dict[str, Label]:
-    return _concepts("CodeSystem-department.json")
+    return _concepts(CS_DEPARTMENT)
 
 
 def urgency_text(code: str | None, lang: str) -> str:
@@ -95,14 +92,11 @@ def recent_intakes(session: Session, now: datetime, limit: int = 200) -> list[De
     Selects the listed columns only: the desk never loads answers or demographics (and
     decoding them would make the page slow as the day goes on).
     """
-    newest = (select(func.max(TriageResult.revision))
-              .where(TriageResult.intake_id == Intake.id).correlate(Intake)
-              .scalar_subquery())
+    newest = queries.newest_records()
     found = session.execute(
-        select(Intake.business_id, Intake.received_at, TriageResult.urgency,
-               TriageResult.department, Intake.status, Intake.source)
-        .outerjoin(TriageResult, and_(TriageResult.intake_id == Intake.id,
-                                      TriageResult.revision == newest))
+        select(Intake.business_id, Intake.received_at, newest.c.urgency,
+               newest.c.department, Intake.status, Intake.source)
+        .outerjoin(newest, newest.c.intake_id == Intake.id)
         .where(Intake.received_at >= now - RECENT)
         .order_by(Intake.received_at.desc()).limit(limit)
     ).all()

@@ -35,7 +35,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from intake import audit, state
 from intake.devices.services import Known
 from intake.devices.web import current_device, renew_device_cookie
-from intake.intakes import enqueue_triage
+from intake.dispatch import dispatch_triage
 from intake.kiosk import bp, i18n, services
 from intake.kiosk.form import (
     EXCLUSIVE_CODE,
@@ -196,7 +196,7 @@ def _enqueue_after_commit(intake_id: str) -> None:
 def _enqueue_pending(response: BaseResponse) -> BaseResponse:
     st = state()
     for intake_id in g.pop("kiosk_enqueue", []):
-        enqueue_triage(st.celery, st.sessions, intake_id)
+        dispatch_triage(st.celery, st.sessions, intake_id)
     return response
 
 

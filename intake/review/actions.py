@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from intake import audit
+from intake import audit, lifecycle
 from intake.alerts.services import close_for_intake as close_alerts
 from intake.clinical import (
     build_questionnaire_response,
@@ -35,15 +35,15 @@ from intake.clinical import (
     staff_only_link_ids,
 )
 from intake.errors import IntakeError
+from intake.storage import queries
 from intake.storage.models import (
     Intake,
-    IntakeStatus,
     Job,
     JobKind,
     JobState,
     ReviewAction,
     ReviewKind,
-    TriageResult,
+    TriageRecord,
 )
 
 if TYPE_CHECKING:
@@ -156,20 +156,10 @@ class ActionDone:
 
 @lru_cache(maxsize=1)
 def department_codes() -> frozenset[str]:
-    import json
+    from intake.clinical.terminology import codes
+    from intake.constants import CS_DEPARTMENT
 
-    from intake.resources import fhir_profiles_dir
-
-    data = json.loads((fhir_profiles_dir() / "CodeSystem-department.json")
-                      .read_text(encoding="utf-8"))
-    return frozenset(c["code"] for c in data["concept"])
-
-
-def current_result(session: Session, intake_id: str, revision: int) -> TriageResult | None:
-    return session.execute(
-        select(TriageResult).where(TriageResult.intake_id == intake_id,
-                                   TriageResult.revision == revision)
-    ).scalar_one_or_none()
+    return frozenset(codes(CS_DEPARTMENT))
 
 
 def acknowledged_codes(session: Session, intake_id: str) -> dict[str, datetime]:
@@ -188,22 +178,22 @@ def acknowledged_codes(session: Session, intake_id: str) -> dict[str, datetime]:
     return out
 
 
-def red_flag_codes(result: TriageResult) -> list[str]:
-    return [f["code"] for f in result.result.get("flags", []) if f.get("red_flag")]
+def red_flag_codes(result: TriageRecord) -> list[str]:
+    return [f.code for f in result.triage.flags if f.red_flag]
 
 
-def effective_department(intake: Intake, result: TriageResult) -> str:
+def effective_department(intake: Intake, result: TriageRecord) -> str:
     return intake.department_override or result.department
 
 
-def _load(session: Session, intake_id: str, revision: int) -> tuple[Intake, TriageResult]:
+def _load(session: Session, intake_id: str, revision: int) -> tuple[Intake, TriageRecord]:
     intake = session.get(Intake, intake_id, with_for_update=True)
     if intake is None:
         raise NotFound("no such intake")
     if revision != intake.revision:
         raise StaleRevision("this intake was re-triaged after you opened it: reload the page "
                             "and check the new result")
-    result = current_result(session, intake_id, intake.revision)
+    result = queries.record_at(session, intake_id, intake.revision)
     if result is None:
         raise NotTriaged("this intake has not been triaged yet: wait for the result")
     return intake, result
@@ -237,7 +227,7 @@ def acknowledge_flag(session: Session, intake_id: str, flag_code: str, *, actor:
     is acknowledged the intake is ``acknowledged`` and its front-desk alerts are done
     (the boards stop sounding)."""
     intake, result = _load(session, intake_id, revision)
-    fired = [f["code"] for f in result.result.get("flags", [])]
+    fired = result.triage.flag_codes
     if flag_code not in fired:
         raise FlagNotFired(f"flag {flag_code} did not fire for this intake")
     acked = acknowledged_codes(session, intake_id)
@@ -249,8 +239,7 @@ def acknowledge_flag(session: Session, intake_id: str, flag_code: str, *, actor:
     acked[flag_code] = now
     red = red_flag_codes(result)
     if all(code in acked for code in red):
-        intake.status = IntakeStatus.ACKNOWLEDGED
-        intake.acknowledged_at = intake.acknowledged_at or now
+        lifecycle.acknowledged(intake, now)
         if red:
             # The practitioner has every red flag: the boards stop sounding for this
             # patient. (Without a red flag, a same-day alert stays: someone must still
@@ -323,7 +312,7 @@ def mark_reviewed(session: Session, intake_id: str, *, actor: Actor, revision: i
         return ActionDone(intake_id, intake.review_seq, ReviewKind.REVIEWED.value, False)
     done = _store(session, intake, ReviewKind.REVIEWED, actor, now, job=JobKind.WRITEBACK,
                   detail={})
-    intake.reviewed_at = now
+    lifecycle.reviewed(intake, now)
     return done
 
 
@@ -338,14 +327,7 @@ def dispatch(st: AppState, done: ActionDone) -> bool:
         publish(st.settings.redis_url, "change", intake=done.intake_id)
     if not done.created or done.job_kind is None or done.job_revision is None:
         return False
-    if st.celery is None:
-        return False
-    from intake.pipeline import mark_enqueued
-    from intake.queue import TASK_DELIVER, TASK_TRIAGE, send
+    from intake.dispatch import dispatch as send_job
 
-    task = TASK_TRIAGE if done.job_kind is JobKind.TRIAGE else TASK_DELIVER
-    if not send(st.celery, task, done.intake_id):
-        return False
-    with st.sessions.begin() as session:
-        mark_enqueued(session, done.intake_id, done.job_kind, done.job_revision)
-    return True
+    return send_job(st.celery, st.sessions, done.intake_id, done.job_kind,
+                    done.job_revision)
