@@ -37,7 +37,7 @@ from intake.clinical import (  # noqa: E402
     build_questionnaire_response,
     evaluate,
     load_ruleset,
-    parse_simple_answers,  # noqa: E402
+    parse_simple_answers,
 )
 from intake.constants import QUESTIONNAIRE_URL, QUESTIONNAIRE_VERSION  # noqa: E402
 from intake.pipeline import flag_codes, new_business_id  # noqa: E402

@@ -50,7 +50,7 @@ def random_value(spec: ItemSpec, rnd: random.Random) -> Any:
 
 
 def random_answer_sets(n: int, seed: int) -> list[dict[str, Any]]:
-    rnd = random.Random(seed)  # noqa: S311 - reproducible test data, not security
+    rnd = random.Random(seed)
     items = list(default_form_index().questions.values())
     return [
         {s.link_id: random_value(s, rnd) for s in items if rnd.random() < ANSWER_RATE}
@@ -115,7 +115,7 @@ def bench_engine(n: int, seed: int) -> None:
 def cli_command() -> tuple[list[str], str]:
     exe = shutil.which("intake")
     if exe:
-        probe = subprocess.run(  # noqa: S603 - fixed argv, no shell
+        probe = subprocess.run(
             [sys.executable, "-c", "from intake.cli import main"], capture_output=True
         )
         if probe.returncode == 0:
@@ -141,7 +141,7 @@ def bench_cli(n: int, seed: int) -> None:
             paths.append(str(path))
         argv, how = cli_command()
         start = time.perf_counter()
-        proc = subprocess.run(argv + paths, capture_output=True, text=True)  # noqa: S603
+        proc = subprocess.run(argv + paths, capture_output=True, text=True)
         elapsed = time.perf_counter() - start
     lines = proc.stdout.splitlines()
     errors = sum(1 for line in lines if '"error"' in line[:10])

@@ -13,4 +13,4 @@ from intake.web import staff_blueprint
 bp = staff_blueprint("admin", __name__, roles=(Role.ADMIN,), static_folder="static",
                      static_url_path="/static")
 
-from intake.admin import views as views  # noqa: E402,F401
+from intake.admin import views as views  # noqa: E402

@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__)
 
-from intake.api import views as views  # noqa: E402,F401
+from intake.api import views as views  # noqa: E402

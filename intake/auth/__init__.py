@@ -18,4 +18,4 @@ from intake.web import browser_blueprint
 
 bp = browser_blueprint("auth", __name__, static_folder="static", static_url_path="/static")
 
-from intake.auth import views as views  # noqa: E402,F401
+from intake.auth import views as views  # noqa: E402

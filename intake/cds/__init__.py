@@ -5,4 +5,4 @@ from flask import Blueprint
 
 bp = Blueprint("cds", __name__)
 
-from intake.cds import views as views  # noqa: E402,F401
+from intake.cds import views as views  # noqa: E402

@@ -36,7 +36,7 @@ ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
               "ES256", "ES384", "ES512")
 LEEWAY_SECONDS = 30
 # The client name recorded for callers that used the shared token.
-SHARED_CLIENT = "shared-token"  # noqa: S105 - a label, not a secret
+SHARED_CLIENT = "shared-token"
 
 
 class AuthError(Exception):

@@ -18,8 +18,8 @@ class HookRequestSchema(Schema):
         unknown = EXCLUDE
 
     hook = fields.Str(required=True, validate=validate.Length(1, 100))
-    hookInstance = fields.Str(required=True, validate=validate.Length(1, 100))  # noqa: N815
-    fhirServer = fields.Str(validate=validate.Length(1, 2000))  # noqa: N815
+    hookInstance = fields.Str(required=True, validate=validate.Length(1, 100))
+    fhirServer = fields.Str(validate=validate.Length(1, 2000))
     context = fields.Dict(keys=fields.Str(), required=True)
     # A key present with null means "no data" (the client found nothing to prefetch).
     prefetch = fields.Dict(keys=fields.Str(), values=fields.Raw(allow_none=True))
@@ -39,7 +39,7 @@ class OverrideReasonSchema(Schema):
         unknown = EXCLUDE
 
     reason = fields.Nested(CodingSchema)
-    userComment = fields.Str(validate=validate.Length(1, 2000))  # noqa: N815
+    userComment = fields.Str(validate=validate.Length(1, 2000))
 
 
 class AcceptedSuggestionSchema(Schema):
@@ -55,11 +55,11 @@ class FeedbackItemSchema(Schema):
 
     card = fields.UUID(required=True)
     outcome = fields.Str(required=True, validate=validate.OneOf(["accepted", "overridden"]))
-    acceptedSuggestions = fields.List(  # noqa: N815
+    acceptedSuggestions = fields.List(
         fields.Nested(AcceptedSuggestionSchema), validate=validate.Length(max=20))
-    overrideReason = fields.Nested(OverrideReasonSchema)  # noqa: N815
+    overrideReason = fields.Nested(OverrideReasonSchema)
     # "ISO timestamp in UTC": an offset is required so the time is unambiguous.
-    outcomeTimestamp = fields.AwareDateTime(required=True)  # noqa: N815
+    outcomeTimestamp = fields.AwareDateTime(required=True)
 
 
 class FeedbackSchema(Schema):

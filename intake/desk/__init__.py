@@ -20,4 +20,4 @@ DESK_ROLES = (Role.FRONT_DESK, Role.PRACTITIONER, Role.ADMIN)
 bp = staff_blueprint("desk", __name__, roles=DESK_ROLES, static_folder="static",
                      static_url_path="/static")
 
-from intake.desk import views as views  # noqa: E402,F401
+from intake.desk import views as views  # noqa: E402

@@ -10,4 +10,4 @@ from flask import Blueprint
 
 bp = Blueprint("fhirapi", __name__)
 
-from intake.fhirapi import views as views  # noqa: E402,F401
+from intake.fhirapi import views as views  # noqa: E402

@@ -10,4 +10,4 @@ from flask import Blueprint
 
 bp = Blueprint("kiosk", __name__, static_folder="static", static_url_path="/static")
 
-from intake.kiosk import views as views  # noqa: E402,F401
+from intake.kiosk import views as views  # noqa: E402

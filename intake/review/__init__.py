@@ -8,4 +8,4 @@ ROLES = (Role.PRACTITIONER, Role.ADMIN)
 bp = staff_blueprint("review", __name__, roles=ROLES, static_folder="static",
                      static_url_path="/static")
 
-from intake.review import views as views  # noqa: E402,F401
+from intake.review import views as views  # noqa: E402
