@@ -60,12 +60,13 @@ def seed(sessions: Any, count: int, rng: random.Random) -> str:
     templates = []
     for n in range(1, 17):
         answers = parse_simple_answers(case(f"pub-{n:02d}")["answers"])
-        templates.append((answers, evaluate(answers, load_ruleset()).to_dict()))
+        templates.append((answers, evaluate(answers, load_ruleset())))
     now = utcnow()
     intakes, results, jobs = [], [], []
     emergency_id = ""
     for i in range(count):
-        answers, result = templates[i % len(templates)]
+        answers, typed = templates[i % len(templates)]
+        result = typed.to_dict()
         received = now - timedelta(seconds=rng.uniform(0, 30 * 86400))
         intake_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         bid = new_business_id(intake_id, received)
@@ -95,7 +96,7 @@ def seed(sessions: Any, count: int, rng: random.Random) -> str:
         })
         results.append({"intake_id": intake_id, "revision": 1, "ruleset": result["ruleset"],
                         "urgency": result["urgency"], "department": result["department"],
-                        "red_flag": bool(result["red_flag"]), "flag_codes": flag_codes(result),
+                        "red_flag": bool(result["red_flag"]), "flag_codes": flag_codes(typed),
                         "result": result, "created_at": received + timedelta(seconds=1)})
         job_state = {"delivered": "done", "acknowledged": "done",
                      "delivery_failed": "failed"}.get(status, "pending")

@@ -353,7 +353,8 @@ class Settings:
 
     kiosk_sweep_interval: float = field(metadata=setting(
         _parse_float(0.5, 3600), "15",
-        "Seconds between runs of the sweeper that ends abandoned tablet sessions."))
+        "Seconds between runs of the sweeper that ends abandoned tablet sessions (and of "
+        "the purge of expired staff sign-ins)."))
 
     alert_escalate_seconds: float = field(metadata=setting(
         _parse_float(5, 3600), "120",

@@ -1,4 +1,4 @@
-"""Handing committed work to the broker: the one way a job row becomes a task message.
+"""Handing newly committed work to the broker: one function for "enqueue after commit".
 
 Work owed on an intake is first committed as a pending job row (the durable promise);
 only then is its task sent, with the intake id alone, and the job marked as handed
@@ -7,7 +7,9 @@ job stays pending and the periodic sweeper sends it later. So :func:`dispatch` n
 raises for the broker and never fails the request or task that called it.
 
 Used after the commit by the API and FHIR submissions (``intake.intakes``), the tablet
-(``intake.kiosk``), the review actions and the workers' own follow-up tasks.
+(``intake.kiosk``), the review actions and the triage task (the delivery it owes). The
+re-sends of a job already handed over once (a delivery's retry, the sweeper's) send
+the task with ``intake.queue.send`` and their own bookkeeping.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Submitting an intake: the one use case behind the JSON API and the FHIR API.
 
 Both web layers validate their own input format, then call :func:`submit_and_enqueue`,
-so every intake takes the same path (DESIGN.md, "The life of an intake"):
+so every intake takes the same path (README, "How an intake flows"):
 
 1. the intake and its pending triage job are committed in **one** transaction;
 2. only after the commit is the triage task handed to the broker (ids only, through

@@ -2,17 +2,27 @@
 
 ::
 
-    received ──> triaged ──> delivered ──────────┐
-       │  ^         │    └─> delivery_failed ──┤──> acknowledged
-       │  └─────────┼── (a failed triage        │     (every red flag seen;
-       v            │    re-run succeeds)       │      reopened by a new one)
-    triage_failed <─┘                           │
-                                  reviewed: a time, not a status (reviewed_at)
+    received ─> triaged ─> delivered / delivery_failed ─> acknowledged
+       │           ^            ^                           (every red flag seen;
+       v           │            │                            reopened by a new one)
+    triage_failed ─┴────────────┘
+      (a re-run succeeds; or an earlier revision's result is delivered while a
+       later revision's triage has failed)
+
+    reviewed: a time (reviewed_at), not a status
+
+Any intake may become ``triage_failed`` or ``triaged`` again (each revision is
+triaged); see ``_FROM`` for the statuses each move starts from.
 
 Every change of ``Intake.status`` goes through a function here, which checks that
 the intake may make that move (:class:`IllegalTransition` otherwise: a defect, never a
 patient's input), sets the time of the new state and clears or sets the reason. The
 pipeline and the review actions call these; nothing else assigns ``status``.
+
+``Intake.status`` is stored as its text and read back as an :class:`IntakeStatus`: a
+status this version does not know (a database written by a newer version, then rolled
+back without its migrations' downgrade) fails the read loudly rather than being shown as
+something else.
 
 Deliveries do not move an acknowledged intake: a practitioner who has seen every red
 flag has seen it, whatever the record system answered since. Reviewing is not a status
@@ -85,13 +95,6 @@ def _check(intake: Intake, move: str) -> IntakeStatus:
     if current not in _FROM[move]:
         raise IllegalTransition(move, current)
     return current
-
-
-def status_time(status: str, times: Mapping[str, datetime | None]) -> datetime | None:
-    """When the intake entered ``status``, from its time columns (``times`` maps column
-    names, e.g. ``received_at``, to values)."""
-    column = STATUS_TIME.get(IntakeStatus(status))
-    return times.get(column) if column else None
 
 
 def received(intake: Intake, now: datetime) -> None:

@@ -39,9 +39,11 @@ from intake.clinical import (
     load_ruleset,
     parse_questionnaire_response,
 )
+from intake.clinical.questionnaire import QuestionnaireError
 from intake.config import Settings
 from intake.constants import QUESTIONNAIRE_URL, QUESTIONNAIRE_VERSION
 from intake.delivery.base import AttemptResult, DeliveryAdapter, Outcome
+from intake.storage import queries
 from intake.storage.models import (
     DELIVERY_KINDS,
     DeliveryAttempt,
@@ -177,10 +179,7 @@ def run_triage(session: Session, intake_id: str, *, clock: Clock = utcnow) -> Tr
     if intake is None:
         return TriageOutcome("missing")
     revision = intake.revision
-    existing = session.execute(
-        select(TriageRecord).where(TriageRecord.intake_id == intake_id,
-                                   TriageRecord.revision == revision)
-    ).scalar_one_or_none()
+    existing = queries.record_at(session, intake_id, revision)
     if existing is not None:
         _finish_job(session, intake_id, JobKind.TRIAGE, revision, clock())
         _ensure_job(session, intake_id, JobKind.DELIVER, revision, clock())
@@ -189,11 +188,12 @@ def run_triage(session: Session, intake_id: str, *, clock: Clock = utcnow) -> Tr
     try:
         answers = parse_questionnaire_response(intake.questionnaire_response)
         result = evaluate(answers, load_ruleset())
-    except (AnswerError, RuleSetError) as exc:
-        # The stored answers cannot be read by this rule set, or the rule set itself
-        # does not load: a defect (answers were validated at submission). Keep the
-        # intake visible on the worklist and tell the desk, instead of dropping it.
-        # (Anything else is a bug of another kind: the task fails and is retried.)
+    except (AnswerError, QuestionnaireError, RuleSetError) as exc:
+        # The stored answers cannot be read by this rule set, or the questionnaire or
+        # the rule set does not load: a defect (answers were validated at submission).
+        # Keep the intake visible on the worklist and tell the desk, instead of
+        # dropping it. (Any other error is a bug of another kind: the task fails, the
+        # job stays pending and the sweeper sends it again.)
         now = clock()
         lifecycle.triage_failed(intake, now, f"triage failed: {type(exc).__name__}")
         _finish_job(session, intake_id, JobKind.TRIAGE, revision, now, JobState.FAILED)
@@ -384,10 +384,7 @@ def run_delivery(
         intake = session.get(Intake, intake_id)
         if intake is None:
             return DeliveryStep("missing")
-        result = session.execute(
-            select(TriageRecord).where(TriageRecord.intake_id == intake_id)
-            .order_by(TriageRecord.revision.desc()).limit(1)
-        ).scalar_one_or_none()
+        result = queries.newest_record(session, intake_id)
         if result is None:
             return DeliveryStep("not_ready")
         owed = session.execute(

@@ -14,6 +14,7 @@ from intake.api import bp
 from intake.api.schemas import IdempotencyKeySchema, SubmitIntakeSchema
 from intake.bearer import bearer_matches
 from intake.clinical import AnswerError, parse_simple_answers
+from intake.lifecycle import STATUS_TIME
 from intake.storage import queries
 from intake.storage.models import DeliveryAttempt, Intake
 
@@ -129,15 +130,9 @@ def get_intake(intake_id: str) -> tuple[Response, int] | Response:
             "status": intake.status,
             "status_reason": intake.status_reason,
             "revision": intake.revision,
-            "times": {
-                "received": _iso(intake.received_at),
-                "triaged": _iso(intake.triaged_at),
-                "triage_failed": _iso(intake.triage_failed_at),
-                "delivered": _iso(intake.delivered_at),
-                "delivery_failed": _iso(intake.delivery_failed_at),
-                "acknowledged": _iso(intake.acknowledged_at),
-                "reviewed": _iso(intake.reviewed_at),
-            },
+            "times": {**{status.value: _iso(getattr(intake, column))
+                         for status, column in STATUS_TIME.items()},
+                      "reviewed": _iso(intake.reviewed_at)},
             "triage": None if result is None else {**result.result,
                                                    "revision": result.revision},
             "delivery": {

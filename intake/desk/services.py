@@ -19,7 +19,7 @@ from intake.constants import CS_DEPARTMENT, CS_URGENCY
 from intake.kiosk.form import pick
 from intake.kiosk.i18n import t
 from intake.storage import queries
-from intake.storage.models import Intake, utcnow
+from intake.storage.models import Intake, TriageRecord, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -92,11 +92,10 @@ def recent_intakes(session: Session, now: datetime, limit: int = 200) -> list[De
     Selects the listed columns only: the desk never loads answers or demographics (and
     decoding them would make the page slow as the day goes on).
     """
-    newest = queries.newest_records()
     found = session.execute(
-        select(Intake.business_id, Intake.received_at, newest.c.urgency,
-               newest.c.department, Intake.status, Intake.source)
-        .outerjoin(newest, newest.c.intake_id == Intake.id)
+        select(Intake.business_id, Intake.received_at, TriageRecord.urgency,
+               TriageRecord.department, Intake.status, Intake.source)
+        .outerjoin(TriageRecord, queries.is_newest_record_of_intake())
         .where(Intake.received_at >= now - RECENT)
         .order_by(Intake.received_at.desc()).limit(limit)
     ).all()

@@ -1,7 +1,7 @@
 """The outbound transaction Bundle: one per intake, safe to send any number of times.
 
-What an intake becomes in the record system (DESIGN.md, "What goes to the
-record system"), in entry order:
+What an intake becomes in the record system (README, "The record system (FHIR R4)"),
+in entry order:
 
 ====================  =====================================  =============================
 resource              business identifier (value)            notes

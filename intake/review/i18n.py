@@ -196,6 +196,7 @@ CATALOG: dict[str, tuple[str, str]] = {
     "err_reason": ("変更の理由を入力してください。", "Give a reason for the change."),
     "err_reason_long": ("理由は500文字以内で入力してください。",
                         "The reason must be 500 characters or fewer."),
+    "err_not_found": ("この問診は見つかりません。", "There is no such intake."),
     "err_same_department": ("すでにその診療科になっています。", "That is already the department."),
     "err_not_triaged": ("まだ判定結果がありません。結果が届くまでお待ちください。",
                         "This intake has not been triaged yet: wait for the result."),

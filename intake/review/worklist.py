@@ -25,13 +25,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.orm import Session
 
-from intake.clinical import Text, load_ruleset
+from intake.clinical import Text, load_ruleset, terminology
 from intake.clinical.questionnaire import default_form_index
 from intake.desk.services import (
     PENDING_RANK,
     urgency_labels,
 )
-from intake.lifecycle import status_time
+from intake.lifecycle import IntakeStatus
 from intake.storage import queries
 from intake.storage.models import (
     DELIVERY_KINDS,
@@ -50,8 +50,7 @@ MAX_PAGE = 10_000  # the pager never needs more; larger numbers are refused as b
 # Worklist state filter: the intake statuses, plus the review state. The default view
 # is "not reviewed": a practitioner's queue is what still needs them; "all" shows the
 # history too.
-STATUS_FILTERS = ("received", "triaged", "triage_failed", "delivered", "delivery_failed",
-                  "acknowledged")
+STATUS_FILTERS = tuple(s.value for s in IntakeStatus)
 STATE_FILTERS = ("not_reviewed", "reviewed", *STATUS_FILTERS, "all")
 DEFAULT_STATE = "not_reviewed"
 # The urgency filter's value for intakes without a triage result yet.
@@ -63,8 +62,7 @@ PENDING = "pending"
 @lru_cache(maxsize=1)
 def urgency_codes() -> tuple[str, ...]:
     """Urgency codes, most urgent first."""
-    labels = urgency_labels()
-    return tuple(sorted(labels, key=lambda c: labels[c].rank))
+    return terminology.urgency_order()
 
 
 @lru_cache(maxsize=1)
@@ -249,8 +247,8 @@ def worklist(session: Session, filters: Filters, tz: ZoneInfo,
     position = {intake_id: n for n, intake_id in enumerate(ids)}
     found = sorted(session.execute(
         select(Intake.id, Intake.business_id, Intake.received_at, Intake.status,
-               Intake.triaged_at, Intake.triage_failed_at, Intake.delivered_at,
-               Intake.delivery_failed_at, Intake.acknowledged_at, Intake.reviewed_at,
+               queries.status_since(), Intake.delivered_at,
+               Intake.delivery_failed_at, Intake.reviewed_at,
                Intake.patient_record_number, Intake.patient_demographics,
                Intake.department_override, Intake.revision, Intake.status_reason,
                result.c.urgency, result.c.department, result.c.flag_codes,
@@ -260,18 +258,13 @@ def worklist(session: Session, filters: Filters, tz: ZoneInfo,
     info = flag_info()
     rows: list[Row] = []
     known: list[tuple[str, tuple[datetime | None, datetime | None, str | None]]] = []
-    for (intake_id, business_id, received_at, status, triaged_at, triage_failed_at,
-         delivered_at, delivery_failed_at, acknowledged_at, reviewed_at, record_number,
-         demographics, override, revision, status_reason, urgency, department, codes,
-         result_revision) in found:
+    for (intake_id, business_id, received_at, status, status_at, delivered_at,
+         delivery_failed_at, reviewed_at, record_number, demographics, override, revision,
+         status_reason, urgency, department, codes, result_revision) in found:
         flags = tuple(c for c in (codes or "").split(",") if c)
-        times = {"received_at": received_at, "triaged_at": triaged_at,
-                 "triage_failed_at": triage_failed_at, "delivered_at": delivered_at,
-                 "delivery_failed_at": delivery_failed_at,
-                 "acknowledged_at": acknowledged_at}
         rows.append(Row(
             intake_id=intake_id, business_id=business_id, received_at=received_at,
-            status=status, status_at=status_time(status, times), reviewed_at=reviewed_at,
+            status=status, status_at=status_at, reviewed_at=reviewed_at,
             patient=patient_of(record_number, demographics),
             urgency=urgency, department=override or department,
             department_changed=override is not None and override != department,

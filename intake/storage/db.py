@@ -7,8 +7,6 @@ WAL journal, a generous busy timeout and foreign keys on.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -94,17 +92,3 @@ def session_factory(url: str, *, audit_key: bytes | None = None) -> sessionmaker
 def read_session_factory(url: str) -> sessionmaker[Session]:
     """Sessions for reading only (see :func:`make_engine`'s ``reader``)."""
     return sessionmaker(bind=get_engine(url, reader=True), expire_on_commit=False)
-
-
-@contextmanager
-def session_scope(url: str) -> Iterator[Session]:
-    """A session that commits on success and rolls back on any error."""
-    session = session_factory(url)()
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()

@@ -1,14 +1,22 @@
-"""The read side shared by every screen and API: an intake's triage records (the newest
-one written one way) and where each intake stands with the record system (one
-vocabulary).
+"""The read side shared by every screen and API: an intake's triage records and where
+each intake stands with the record system (one vocabulary).
 
-The newest triage record of each intake is the one no later revision of the same intake
-exists for: a NOT EXISTS (anti-join), which PostgreSQL plans as one join (about 5x faster
-at 10,000 intakes than ``revision = (SELECT max(...))`` per row) and SQLite answers from
-the (intake_id, revision) index. The worklist, the desk, the FHIR API and the API all read
-it from :func:`newest_records`.
+"The newest triage record" is written here only, in the two shapes its two uses need
+(both answered from the (intake_id, revision) index):
 
-Nothing here writes.
+* :func:`newest_records`, for a query that filters or sorts the whole history by the
+  result (the worklist): the record no later revision of the same intake exists for, a
+  NOT EXISTS (anti-join) that PostgreSQL plans as one join, about 5x faster at 10,000
+  intakes than a per-row ``max()``;
+* :func:`newest_revision` (``revision = (SELECT max(...))`` correlated to the outer
+  intake), for a query that first picks a few intakes by their own columns (the desk's
+  last 24 hours, the FHIR API's search by patient or identifier): it reads the index once
+  per picked intake, where the anti-join would first be computed over every intake (at
+  100,000 intakes on PostgreSQL the desk's query takes p50 4 ms this way, 19 ms with the
+  anti-join; ``/tmp``-free figures from ``bench/bench_desk_query.py``).
+
+One intake's records are read by :func:`newest_record`, :func:`record_at` and
+:func:`records_newest_first`. Nothing here writes.
 """
 
 from __future__ import annotations
@@ -19,9 +27,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import ColumnElement, and_, case, exists, func, select
 from sqlalchemy.orm import Session, aliased
 
+from intake.lifecycle import STATUS_TIME
 from intake.storage.models import DELIVERY_KINDS, Intake, Job, JobState, TriageRecord
 
 # --- triage records -------------------------------------------------------------------
@@ -38,13 +47,24 @@ def newest_records() -> Any:
             .subquery("newest"))
 
 
+def newest_revision() -> Any:
+    """The revision of the newest triage record of the outer query's intake (a
+    correlated scalar subquery), to join :class:`TriageRecord` on."""
+    return (select(func.max(TriageRecord.revision))
+            .where(TriageRecord.intake_id == Intake.id).correlate(Intake)
+            .scalar_subquery())
+
+
+def is_newest_record_of_intake() -> ColumnElement[bool]:
+    """The join condition: this :class:`TriageRecord` is the intake's newest."""
+    return and_(TriageRecord.intake_id == Intake.id,
+                TriageRecord.revision == newest_revision())
+
+
 def with_newest_record() -> Any:
     """(intake, its newest triage record) for every triaged intake, as a select to add
-    criteria to."""
-    newest = newest_records()
-    return (select(Intake, TriageRecord)
-            .join(newest, newest.c.intake_id == Intake.id)
-            .join(TriageRecord, TriageRecord.id == newest.c.id))
+    criteria on the intake to."""
+    return select(Intake, TriageRecord).join(TriageRecord, is_newest_record_of_intake())
 
 
 def newest_record(session: Session, intake_id: str) -> TriageRecord | None:
@@ -78,6 +98,13 @@ def records_newest_first(session: Session, intake_id: str,
     if up_to is not None:
         query = query.where(TriageRecord.revision <= up_to)
     return list(session.execute(query.order_by(TriageRecord.revision.desc())).scalars())
+
+
+def status_since() -> Any:
+    """When the intake entered its current status (SQL: the status's time column, by
+    ``lifecycle.STATUS_TIME``)."""
+    return case({status.value: getattr(Intake, column)
+                 for status, column in STATUS_TIME.items()}, value=Intake.status)
 
 
 # --- delivery state ---------------------------------------------------------------------

@@ -94,13 +94,23 @@ def test_acknowledging_keeps_the_first_time_and_a_new_red_flag_reopens() -> None
     assert undelivered.status is IntakeStatus.TRIAGED
 
 
-def test_every_status_has_its_time_column() -> None:
+def test_every_status_has_its_time_column(sqlite_url: str) -> None:
+    from intake.storage import queries
+    from intake.storage.db import session_factory
+
     assert set(lifecycle.STATUS_TIME) == set(IntakeStatus)
     columns = set(Intake.__table__.columns.keys())
     assert set(lifecycle.STATUS_TIME.values()) <= columns
-    times = {"received_at": T0, "delivered_at": T0 + timedelta(seconds=5)}
-    assert lifecycle.status_time("delivered", times) == T0 + timedelta(seconds=5)
-    assert lifecycle.status_time("triaged", times) is None
+    # The worklist's "since" is the time column of the status the intake is in.
+    intake = _intake(IntakeStatus.RECEIVED)
+    lifecycle.triaged(intake, T0 + timedelta(seconds=1))
+    lifecycle.delivery_failed(intake, T0 + timedelta(seconds=5), "HTTP 503")
+    sessions = session_factory(sqlite_url)
+    with sessions.begin() as s:
+        s.add(intake)
+    with sessions() as s:
+        since = s.execute(select(queries.status_since())).scalar_one()
+    assert since == T0 + timedelta(seconds=5)
 
 
 def test_the_stored_status_reads_back_typed(sqlite_url: str) -> None:

@@ -168,8 +168,9 @@ def _subclasses(cls: type[E]) -> Iterator[type[E]]:
 def _review_refusals() -> set[str]:
     from intake.review import actions
 
-    return {f"err_{c.code}" for c in _subclasses(actions.ReviewError)
-            if c is not actions.NotFound}  # (no such intake: a 404, no words)
+    # (Every refusal has its words, the 404 of an unknown intake included: a screen
+    # that ever shows one must not fail on a missing key.)
+    return {f"err_{c.code}" for c in _subclasses(actions.ReviewError)}
 
 
 def _kiosk_messages() -> set[str]:
