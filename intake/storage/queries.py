@@ -12,8 +12,8 @@ each intake stands with the record system (one vocabulary).
   intake), for a query that first picks a few intakes by their own columns (the desk's
   last 24 hours, the FHIR API's search by patient or identifier): it reads the index once
   per picked intake, where the anti-join would first be computed over every intake (at
-  100,000 intakes on PostgreSQL the desk's query takes p50 4 ms this way, 19 ms with the
-  anti-join; ``/tmp``-free figures from ``bench/bench_desk_query.py``).
+  100,000 intakes on PostgreSQL the desk's query takes p50 2-5 ms this way, 7-13 ms with
+  the anti-join: ``bench/bench_desk_query.py``).
 
 One intake's records are read by :func:`newest_record`, :func:`record_at` and
 :func:`records_newest_first`. Nothing here writes.
