@@ -101,10 +101,14 @@ def _test_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None
 
 
 @pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real Redis for the session: INTAKE_TEST_REDIS_URL, or a private one."""
+def redis_url(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Iterator[str]:
+    """A real Redis for the session: INTAKE_TEST_REDIS_URL, or a private one.
+
+    The configured database serves one xdist worker only (the first): with two, a
+    worker process one test started would take the tasks of another's, and each test's
+    flush would drop the other's; the other xdist workers start private ones."""
     configured = os.environ.get("INTAKE_TEST_REDIS_URL")
-    if configured:
+    if configured and worker_id in ("master", "gw0"):
         yield configured
         return
     server = RedisServer(tmp_path_factory.mktemp("redis"))
@@ -310,7 +314,8 @@ def runner(app: Any) -> Any:
 
 @pytest.fixture
 def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
-    """Factory: start a worker on a database and broker; all are stopped at the end."""
+    """Factory: start a worker on a database and broker; all are killed at the end (a
+    warm shutdown would only cost time: the test is over, its database and broker go)."""
     started: list[WorkerProcess] = []
 
     def start(database_url: str, redis_url: str, *, beat: bool = True,
@@ -326,7 +331,7 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
 
     yield start
     for worker in started:
-        worker.stop()
+        worker.kill()
 
 
 # --- the FHIR test server ---------------------------------------------------------

@@ -37,16 +37,14 @@ from support.live import (
     enroll_board,
     enroll_tablet,
     intake_row,
+    on_databases,
     same_day,
     state_with,
     triage_result,
 )
 from support.processes import LiveProcess
 
-pytestmark = [
-    pytest.mark.parametrize("module_database", ["sqlite", "postgresql"], indirect=True,
-                            scope="module"),
-]
+pytestmark = on_databases("sqlite", "postgresql")
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 WALK_IN = {"family_name": "山田", "given_name": "花子", "family_name_kana": "やまだ",

@@ -7,15 +7,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import pytest
 from sqlalchemy import create_engine, make_url, text
 
 from intake import state
-from support.live import EventStream, alerts_of, emergency, enroll_board
+from support.live import EventStream, alerts_of, emergency, enroll_board, on_databases
 
-pytestmark = [
-    pytest.mark.parametrize("module_database", ["postgresql"], indirect=True, scope="module"),
-]
+pytestmark = on_databases("postgresql")
 
 
 def _connections(app: Any, admin_url: str, database: str, allowed: bool) -> None:

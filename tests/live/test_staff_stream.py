@@ -30,6 +30,7 @@ from support.live import (
     emergency,
     enroll_board,
     intake_row,
+    on_databases,
     run_triage,
     same_day,
     session_cookies,
@@ -38,10 +39,7 @@ from support.live import (
 )
 from support.processes import LiveProcess
 
-pytestmark = [
-    pytest.mark.parametrize("module_database", ["sqlite", "postgresql"], indirect=True,
-                            scope="module"),
-]
+pytestmark = on_databases("sqlite", "postgresql")
 
 ROUTINE = case("pub-01")["answers"]  # self care: no alert
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
 from sqlalchemy import select
 
 from intake import pipeline, state
@@ -35,6 +36,13 @@ from support import add_device, case, databases, enroll_client
 
 DEVICE_COOKIE = "intake_device"
 SESSION_COOKIE = "intake_session"
+
+
+def on_databases(*kinds: str) -> pytest.MarkDecorator:
+    """A module's tests on each of these databases ("sqlite", "postgresql"): the module's
+    world (``make_world``) is made once per database."""
+    return pytest.mark.parametrize("module_database", list(kinds), indirect=True,
+                                   scope="module")
 
 # --- the web app --------------------------------------------------------------------
 

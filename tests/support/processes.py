@@ -35,6 +35,13 @@ def child_env(settings: Mapping[str, Any]) -> dict[str, str]:
     return env
 
 
+def _signal_group(proc: subprocess.Popen[bytes] | None, sig: int, timeout: float) -> None:
+    """Signal the process group of a running ``proc`` and wait for it to end."""
+    if proc is not None and proc.poll() is None:
+        os.killpg(proc.pid, sig)
+        proc.wait(timeout=timeout)
+
+
 def _stop_group(proc: subprocess.Popen[bytes] | None, timeout: float) -> None:
     """SIGTERM to the process group; SIGKILL if it has not ended within ``timeout``."""
     if proc is None or proc.poll() is not None:
@@ -138,9 +145,7 @@ class WorkerProcess:
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Signal the whole process group (main process and pool children)."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, sig)
-            self.proc.wait(timeout=30)
+        _signal_group(self.proc, sig, timeout=30)
 
     def stop(self) -> None:
         _stop_group(self.proc, timeout=20)
@@ -221,9 +226,7 @@ class LiveProcess:
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Signal the whole process group and wait for it to end."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, sig)
-            self.proc.wait(timeout=20)
+        _signal_group(self.proc, sig, timeout=20)
 
     def stop(self) -> None:
         _stop_group(self.proc, timeout=20)
