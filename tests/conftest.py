@@ -58,7 +58,8 @@ DATABASE_PARAMS = ("database_url", "empty_database_url", "module_database")
 
 def kind_of(item: pytest.Item) -> str:
     """``browser``, ``integration`` or ``unit``, from the test's folder and fixtures."""
-    folder = Path(str(item.path)).relative_to(TESTS).parts[0]
+    path = Path(str(item.path))
+    folder = path.relative_to(TESTS).parts[0] if path.is_relative_to(TESTS) else ""
     if folder == "browser":
         return "browser"
     if folder in INTEGRATION_FOLDERS:
