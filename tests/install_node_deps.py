@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from support import NODE_PROJECTS, npm_ci  # noqa: E402
+from support import NODE_PROJECTS, npm_ci
 
 for folder in NODE_PROJECTS:
     installed = npm_ci(folder)

@@ -142,7 +142,7 @@ def test_shared_token_and_closed_by_default(make_app: Callable[..., Any],
 class _KeySet(BaseHTTPRequestHandler):
     body = b""
 
-    def do_GET(self) -> None:  # noqa: N802 - the http.server API
+    def do_GET(self) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(self.body)))
