@@ -73,6 +73,8 @@ def kind_of(item: pytest.Item) -> str:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # A test may say what it is itself: those that run the `intake` command as a process
+    # of their own (about a second each) are marked integration where they are.
     for item in items:
         if not any(item.get_closest_marker(kind) for kind in (*KINDS, "lint")):
             item.add_marker(kind_of(item))

@@ -30,6 +30,7 @@ from support.audit import (
 from support.databases import sqlite_only
 
 
+@pytest.mark.integration  # runs the `intake` command as a process of its own
 def test_untouched_trail_verifies(trail_app: Any) -> None:
     ids = record_events(trail_app, 6)
     report = verify(trail_app)
@@ -91,6 +92,7 @@ CASES: dict[str, tuple[Callable[[Any], None], int, BreakKind]] = {
 }
 
 
+@pytest.mark.integration  # runs the `intake` command as a process of its own
 @sqlite_only
 @pytest.mark.parametrize("case", list(CASES))
 def test_tampering_is_detected(trail_app: Any, case: str) -> None:
@@ -220,6 +222,7 @@ def test_a_check_with_another_key_says_so(trail_app: Any) -> None:
     assert "INTAKE_SECRET_KEY" in report.first.message
 
 
+@pytest.mark.integration  # runs the `intake` command as a process of its own
 def test_cli_refuses_an_old_schema(tmp_path: Path) -> None:
     """The check never changes the database: an old schema is named, not upgraded."""
     from intake.storage.migrate import current_revision, upgrade

@@ -155,6 +155,7 @@ def test_refusals_are_clear_and_change_nothing(cli_sqlite: Any, args: list[str],
     assert db_snapshot(cli.sessions) == before
 
 
+@pytest.mark.integration  # runs the `intake` command as a process of its own
 def test_the_installed_command_reads_the_password_from_a_pipe(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("INTAKE_")}
     env["INTAKE_DATA_DIR"] = str(tmp_path)

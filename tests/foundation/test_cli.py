@@ -8,8 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from intake.serve import free_port
 from support import CASES_DIR, REPO
+
+pytestmark = pytest.mark.integration  # each test runs the `intake` command as a process
 
 
 def run(args: list[str], env_extra: dict[str, str], stdin: str | None = None

@@ -91,6 +91,7 @@ def test_every_setting_has_help_and_parses_its_default() -> None:
             s.parse(s.default)
 
 
+@pytest.mark.integration  # runs the `intake` command as a process of its own
 def test_worker_refuses_to_start_without_broker(tmp_path: Path) -> None:
     import os
     import subprocess
